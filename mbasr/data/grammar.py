@@ -8,6 +8,8 @@ A grammar is a YAML file:
       - "i'd like to {action} [please]"
     slots:                     # named lists; a value may itself use the syntax below
       action: ["check my balance", "(open|close) an account"]
+      crop: "@../lexicons/crops.txt"   # or a lexicon file, one value a line, path relative to the
+                                       # grammar file; blank lines and lines starting with # skipped
 
 Pattern syntax, spoken style (lower case, no punctuation but apostrophes, numbers as words):
 - `{name}`: a random value of slot `name` (recursively expanded);
@@ -25,7 +27,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -67,8 +69,14 @@ def _builtin(name: str, lo: int | None, hi: int | None, rng: random.Random) -> s
         minutes = number_words(rng.choice([10, 15, 20, 30, 40, 45, 50]))
         period = rng.choice(["morning", "afternoon", "evening"])
         return rng.choice(
-            [f"{h} o'clock", f"half past {h}", f"quarter past {h}", f"quarter to {h}",
-             f"{h} {minutes}", f"{h} in the {period}"]
+            [
+                f"{h} o'clock",
+                f"half past {h}",
+                f"quarter past {h}",
+                f"quarter to {h}",
+                f"{h} {minutes}",
+                f"{h} in the {period}",
+            ]
         )
     raise AssertionError(name)
 
@@ -173,6 +181,18 @@ def _split_top(s: str) -> list[str]:
     return parts
 
 
+def _slot_values(grammar_path: Path, name: str, values) -> list[str]:
+    if isinstance(values, str) and values.startswith("@"):
+        lex = (grammar_path.parent / values[1:]).resolve()
+        if not lex.exists():
+            raise GrammarError(f"{grammar_path}: slot '{name}' names lexicon {lex}, which does not exist")
+        lines = [ln.strip() for ln in lex.read_text(encoding="utf-8").splitlines()]
+        values = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not isinstance(values, list) or not values:
+        raise GrammarError(f"{grammar_path}: slot '{name}' must be a non-empty list or '@lexicon-file'")
+    return [str(v) for v in values]
+
+
 def load_grammar(path: str | Path) -> Grammar:
     path = Path(path)
     try:
@@ -186,14 +206,14 @@ def load_grammar(path: str | Path) -> Grammar:
         domain=raw["domain"],
         description=raw.get("description", ""),
         templates=[str(t) for t in raw["templates"]],
-        slots={k: [str(v) for v in vs] for k, vs in raw["slots"].items()},
+        slots={k: _slot_values(path, k, vs) for k, vs in raw["slots"].items()},
         path=str(path),
     )
     g.validate()
     return g
 
 
-@lru_cache(maxsize=None)
+@cache
 def domain_grammar(domain: str) -> Grammar:
     path = GRAMMAR_DIR / f"{domain}.yaml"
     if not path.exists():

@@ -2,13 +2,14 @@
 `{"key", "source", "target"}` (source = path to a 16 kHz mono WAV, target = transcript), extended with
 `duration` (seconds), `domain`, `voice` and `split`.
 
-Audio paths are written relative to the manifest's folder when they lie under it, so a corpus folder
-can be moved or shared; `read_manifest` resolves them to absolute paths.
+Audio paths are written relative to the manifest's folder, so a work folder can be moved or shared;
+`read_manifest` resolves them to absolute paths.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -72,16 +73,14 @@ def read_manifest(path: str | Path) -> list[Utterance]:
 
 
 def write_manifest(path: str | Path, utts: Iterable[Utterance]) -> Path:
-    """Write atomically; audio under the manifest's folder is stored with a relative path."""
+    """Write atomically; audio paths are stored relative to the manifest's folder."""
     path = Path(path)
     base = path.parent.resolve()
     lines = []
     for u in utts:
         row = asdict(u)
         if u.source:
-            src = Path(u.source).resolve()
-            if src.is_relative_to(base):
-                row["source"] = str(src.relative_to(base))
+            row["source"] = os.path.relpath(Path(u.source).resolve(), base)
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
     return path

@@ -1,0 +1,360 @@
+"""Bring-your-own data: read a user's corpus, validate every line loudly, write an mbasr manifest.
+
+The paper adapts to target domains of its own (PAPER.md "Data in the paper"); a user brings theirs in
+one of four formats:
+
+- "authors": the authors' JSONL, `{"key", "source": "<wav path>", "target": "TRANSCRIPT"}`;
+- "nemo": NeMo-style JSONL manifests, `{"audio_filepath", "duration", "text"}` (key = the audio file's
+  name, made unique);
+- "folder": a folder of `<name>.wav` + `<name>.txt` pairs, searched recursively (key = the relative
+  path without suffix);
+- "text": text-only JSONL, `{"key", "target"}` or `{"text"}`, for target text whose audio the project
+  synthesises (source stays "").
+
+Relative audio paths are resolved against the JSONL file's folder. `import_data` checks every line
+(missing/unreadable audio, empty or non-UTF-8 transcript, duplicate keys or audio, absurd durations,
+bad JSON), converts audio that is not 16 kHz mono 16-bit WAV (`mbasr.data.validate`), and never drops
+a line silently: each skipped, converted or corrected line is listed with its file:line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mbasr.data.manifest import SPLITS, Utterance, total_hours, write_manifest
+from mbasr.data.validate import (
+    AudioInfo,
+    DataError,
+    LineProblem,
+    Origin,
+    audio_path,
+    clean_transcript,
+    decode_utf8,
+    duration_problem,
+    jsonl_rows,
+    number_field,
+    probe,
+    str_field,
+    to_16k_mono,
+)
+from mbasr.io import stable_hash
+
+FORMATS = ("authors", "nemo", "folder", "text")
+AUDIO_SUFFIXES = (".wav", ".flac")  # folder mode: audio files paired with a .txt of the same stem
+DURATION_TOLERANCE = 0.5  # seconds: a NeMo `duration` further than this from the file's is replaced
+USER_VOICE = "user"  # the `voice` of imported audio (synthesised audio names its TTS voice instead)
+_DOMAIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One line (or file pair) as read, before validation."""
+
+    origin: Origin
+    key: str = ""
+    source: str = ""  # absolute audio path, "" for text-only
+    target: str = ""
+    duration: float | None = None  # the duration the input claims (NeMo), None when it has none
+    problem: str = ""  # why the line could not be parsed ("" when it could)
+
+
+def _read_jsonl(path: str | Path, parse: Callable[[dict, Origin, Path], RawRecord]) -> list[RawRecord]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (parameter path)")
+    base = path.parent.resolve()
+    out = []
+    for origin, row, problem in jsonl_rows(path):
+        if row is None:
+            out.append(RawRecord(origin, problem=problem))
+            continue
+        try:
+            out.append(parse(row, origin, base))
+        except LineProblem as e:
+            out.append(RawRecord(origin, problem=str(e)))
+    return out
+
+
+def read_authors(path: str | Path) -> list[RawRecord]:
+    """The authors' JSONL: {"key", "source", "target"} (extra fields are ignored, `duration` is checked)."""
+
+    def parse(row: dict, origin: Origin, base: Path) -> RawRecord:
+        key = str_field(row, "key", allow_int=True)
+        source = audio_path(base, str_field(row, "source"))
+        return RawRecord(
+            origin, key, source, clean_transcript(str_field(row, "target")), number_field(row, "duration")
+        )
+
+    return _read_jsonl(path, parse)
+
+
+def read_nemo(path: str | Path) -> list[RawRecord]:
+    """NeMo JSONL {"audio_filepath", "duration", "text"}; key = audio file stem, suffixed -2, -3... if taken."""
+
+    def parse(row: dict, origin: Origin, base: Path) -> RawRecord:
+        source = audio_path(base, str_field(row, "audio_filepath"))
+        if not source:
+            raise LineProblem("missing audio: empty 'audio_filepath'")
+        return RawRecord(
+            origin, "", source, clean_transcript(str_field(row, "text")), number_field(row, "duration")
+        )
+
+    records, used = [], set()
+    for rec in _read_jsonl(path, parse):
+        if not rec.problem:
+            stem = key = Path(rec.source).stem
+            n = 2
+            while key in used:
+                key, n = f"{stem}-{n}", n + 1
+            used.add(key)
+            rec = replace(rec, key=key)
+        records.append(rec)
+    return records
+
+
+def read_text(path: str | Path) -> list[RawRecord]:
+    """Text-only JSONL: {"key", "target"} or {"text"} (key then `<file stem>-<line>`); source stays ""."""
+
+    def parse(row: dict, origin: Origin, base: Path) -> RawRecord:
+        if "target" in row or "text" not in row:
+            target = str_field(row, "target")
+        else:
+            target = str_field(row, "text")
+        key = (
+            str_field(row, "key", allow_int=True)
+            if "key" in row
+            else f"{Path(origin.file).stem}-{origin.line}"
+        )
+        return RawRecord(origin, key, "", clean_transcript(target))
+
+    return _read_jsonl(path, parse)
+
+
+def read_folder(path: str | Path) -> list[RawRecord]:
+    """`<name>.wav` (or .flac) + `<name>.txt` pairs anywhere under `path`; an unpaired file is a problem."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found (parameter path, fmt='folder')")
+    audio: dict[Path, list[Path]] = {}
+    texts: dict[Path, Path] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES:
+            audio.setdefault(p.with_suffix(""), []).append(p)
+        elif p.is_file() and p.suffix == ".txt":
+            texts[p.with_suffix("")] = p
+    records = []
+    for stem in sorted(audio.keys() | texts.keys()):
+        key = stem.relative_to(root).as_posix()
+        wavs, txt = audio.get(stem, []), texts.get(stem)
+        if txt is None:
+            records.append(
+                RawRecord(Origin(str(wavs[0])), key, problem="audio without transcript: no .txt beside it")
+            )
+            continue
+        origin = Origin(str(txt), 1)
+        if not wavs:
+            records.append(
+                RawRecord(origin, key, problem=f"transcript without audio: no {stem.name}.wav beside it")
+            )
+        elif len(wavs) > 1:
+            names = ", ".join(w.name for w in wavs)
+            records.append(RawRecord(origin, key, problem=f"several audio files for one transcript: {names}"))
+        else:
+            try:
+                target = clean_transcript(decode_utf8(txt.read_bytes()))
+                records.append(RawRecord(origin, key, str(wavs[0].resolve()), target))
+            except LineProblem as e:
+                records.append(RawRecord(origin, key, problem=str(e)))
+    return records
+
+
+READERS: dict[str, Callable[[str | Path], list[RawRecord]]] = {
+    "authors": read_authors,
+    "nemo": read_nemo,
+    "folder": read_folder,
+    "text": read_text,
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """A folder is "folder"; a JSONL file is told by the fields of its first readable line."""
+    path = Path(path)
+    if path.is_dir():
+        return "folder"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (parameter path)")
+    for origin, row, _ in jsonl_rows(path):
+        if row is None:
+            continue
+        if "audio_filepath" in row:
+            return "nemo"
+        if row.get("source"):
+            return "authors"
+        if "target" in row or "text" in row:
+            return "text"
+        raise DataError(
+            f"{origin}: cannot detect the format from fields {sorted(row)}; pass fmt= one of {FORMATS}"
+        )
+    raise DataError(f"{path}: no readable JSON line to detect the format from; pass fmt= one of {FORMATS}")
+
+
+@dataclass
+class ImportReport:
+    path: Path
+    fmt: str
+    domain: str
+    split: str
+    n_records: int = 0
+    utterances: list[Utterance] = field(default_factory=list)
+    skipped: list[tuple[Origin, str]] = field(default_factory=list)
+    converted: list[tuple[Origin, str]] = field(default_factory=list)
+    corrected: list[tuple[Origin, str]] = field(default_factory=list)  # kept, with a value replaced
+    manifest_path: Path | None = None
+
+    @property
+    def kept(self) -> int:
+        return len(self.utterances)
+
+    def __str__(self) -> str:
+        return describe(self)
+
+
+def describe(report: ImportReport, limit: int | None = None) -> str:
+    """A readable report: counts, skips by reason, then every skipped, converted and corrected line
+    (at most `limit` of each, the rest counted, when `limit` is given)."""
+    out = report.manifest_path or "no manifest written"
+    lines = [
+        f"import {report.path} (fmt={report.fmt}, domain={report.domain}, split={report.split}) -> {out}",
+        f"  {report.n_records} lines: {report.kept} kept ({len(report.converted)} converted, "
+        f"{len(report.corrected)} corrected), {len(report.skipped)} skipped; "
+        f"{total_hours(report.utterances):.2f} h ({sum(u.duration for u in report.utterances):.1f} s) of audio",
+    ]
+    if report.skipped:
+        reasons = Counter(reason.split(":")[0] for _, reason in report.skipped)
+        lines.append("  skipped by reason: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
+    for title, items in (
+        ("skipped", report.skipped),
+        ("converted", report.converted),
+        ("corrected", report.corrected),
+    ):
+        if items:
+            lines.append(f"{title}:")
+            shown = items if limit is None else items[:limit]
+            lines += [f"  {origin}: {msg}" for origin, msg in shown]
+            if len(shown) < len(items):
+                lines.append(f"  ... and {len(items) - len(shown)} more")
+    return "\n".join(lines)
+
+
+def _file_name(key: str) -> str:
+    """A file name for `key`'s converted audio: unsafe characters replaced, plus a hash when any were."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+    return safe if safe == key else f"{safe}-{stable_hash(key, 8)}"
+
+
+def _check(
+    rec: RawRecord, keys: dict[str, Origin], sources: dict[str, Origin], report: ImportReport
+) -> AudioInfo | None:
+    """Raise LineProblem when `rec` cannot be kept; else its audio's facts (None for text-only)."""
+    if rec.problem:
+        raise LineProblem(rec.problem)
+    if not rec.key:
+        raise LineProblem("empty key")
+    if rec.key in keys:
+        raise LineProblem(f"duplicate key: {rec.key!r} (first at {keys[rec.key]})")
+    keys[rec.key] = rec.origin
+    if not rec.target:
+        raise LineProblem("empty transcript")
+    if report.fmt == "text":
+        return None
+    if not rec.source:
+        raise LineProblem("missing audio: no audio path given")
+    resolved = str(Path(rec.source).resolve())
+    if resolved in sources:
+        raise LineProblem(f"duplicate audio: {rec.source} (first at {sources[resolved]})")
+    sources[resolved] = rec.origin
+    info = probe(rec.source)
+    problem = duration_problem(info.duration)
+    if problem:
+        raise LineProblem(problem)
+    if rec.duration is not None and abs(rec.duration - info.duration) > DURATION_TOLERANCE:
+        msg = f"duration {rec.duration:.3f} s disagrees with the audio's {info.duration:.3f} s; using the audio's"
+        report.corrected.append((rec.origin, msg))
+    return info
+
+
+def import_data(
+    path: str | Path,
+    fmt: str,
+    domain: str,
+    split: str,
+    out_dir: str | Path,
+    strict: bool = False,
+    verbose: bool = True,
+) -> ImportReport:
+    """Read `path` in format `fmt` ("auto" detects it), validate every line and write the kept ones to
+    `out_dir/{domain}_{split}.jsonl`; converted audio goes to `out_dir/audio/`.
+
+    Bad lines are skipped and listed (printed when `verbose`); with `strict=True` any bad line raises
+    DataError carrying the whole report, before any audio or manifest is written.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r}: must be 'auto' or one of {FORMATS}")
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: must be one of {SPLITS}")
+    if not _DOMAIN_RE.fullmatch(domain):
+        raise ValueError(
+            f"domain={domain!r}: must be letters, digits, '_', '.' or '-' (it names the manifest file)"
+        )
+    path, out_dir = Path(path), Path(out_dir)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    records = READERS[fmt](path)
+    report = ImportReport(path=path, fmt=fmt, domain=domain, split=split, n_records=len(records))
+    keys: dict[str, Origin] = {}
+    sources: dict[str, Origin] = {}
+    planned: list[tuple[RawRecord, AudioInfo | None]] = []
+    for rec in records:
+        try:
+            info = _check(rec, keys, sources, report)
+        except LineProblem as e:
+            report.skipped.append((rec.origin, str(e)))
+            continue
+        if info is not None and info.needs_conversion:
+            dest = out_dir / "audio" / f"{_file_name(rec.key)}.wav"
+            report.converted.append((rec.origin, f"{info.describe()} -> 16 kHz mono PCM_16 WAV at {dest}"))
+        planned.append((rec, info))
+    if strict and report.skipped:
+        raise DataError(f"strict import refused {path} (nothing written):\n{report}")
+    for rec, info in planned:
+        source, duration = rec.source, 0.0
+        if info is not None:
+            duration = info.duration
+            if info.needs_conversion:
+                dest = out_dir / "audio" / f"{_file_name(rec.key)}.wav"
+                try:
+                    duration = to_16k_mono(info, dest)
+                except LineProblem as e:
+                    report.converted = [c for c in report.converted if c[0] != rec.origin]
+                    report.corrected = [c for c in report.corrected if c[0] != rec.origin]
+                    report.skipped.append((rec.origin, str(e)))
+                    continue
+                source = str(dest)
+        voice = USER_VOICE if source else ""
+        utt = Utterance(rec.key, source, rec.target, duration, domain=domain, voice=voice, split=split)
+        report.utterances.append(utt)
+    if report.kept + len(report.skipped) != report.n_records:
+        raise RuntimeError(
+            f"{path}: {report.n_records} lines but {report.kept} kept + {len(report.skipped)} skipped"
+        )
+    if strict and report.skipped:
+        raise DataError(f"strict import refused {path} (no manifest written):\n{report}")
+    if not report.utterances:
+        raise DataError(f"{path}: no usable line (fmt={fmt}):\n{report}")
+    report.manifest_path = write_manifest(out_dir / f"{domain}_{split}.jsonl", report.utterances)
+    if verbose:
+        print(report)
+    return report

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Sourced by scripts/main.sh and scripts/test.sh: makes the environment the project needs, and does
+# nothing when it is already there.
+#   1. Debian/Ubuntu packages (TTS engines, sox, WordNet, test recordings, a headless browser):
+#      installed with apt-get when running as root (or with password-less sudo); otherwise the
+#      missing ones are named and the script stops.
+#   2. A virtual environment in .venv with the project installed in editable mode (torch pinned to
+#      the 2.13.0 CPU build in pyproject.toml). Reinstalled only when pyproject.toml changes.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MBASR_VENV:-$ROOT/.venv}"
+EXTRAS="${MBASR_EXTRAS:-dev,workflow,site}"
+# Debian package -> a command or file that shows it is installed.
+declare -A SYSTEM_PACKAGES=(
+  [espeak-ng]=/usr/bin/espeak-ng
+  [flite]=/usr/bin/flite
+  [sox]=/usr/bin/sox
+  [wordnet-base]=/usr/share/wordnet/data.noun
+  [pocketsphinx-testdata]=/usr/share/pocketsphinx
+  [chromium]=/usr/bin/chromium
+)
+
+missing=()
+for pkg in "${!SYSTEM_PACKAGES[@]}"; do
+  [ -e "${SYSTEM_PACKAGES[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "[setup] installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[setup] missing system packages: ${missing[*]}" >&2
+    echo "[setup] on Debian/Ubuntu run: sudo apt-get install ${missing[*]}" >&2
+    echo "[setup] elsewhere install the equivalents (conda users: see environment.yml), then rerun." >&2
+    exit 1
+  fi
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.mbasr-installed"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$EXTRAS"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  echo "[setup] installing mbasr[$EXTRAS] into $VENV (first time: a few minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # torch 2.13.0: take the CPU build. PyPI's default wheel for Linux x86_64 is a multi-GB CUDA build,
+  # so when no local wheel is configured (PIP_FIND_LINKS), ask PyTorch's CPU index first.
+  if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+    if ! ls "${PIP_FIND_LINKS:-/nonexistent}"/torch-2.13.0* >/dev/null 2>&1; then
+      "$VENV/bin/python" -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+        || echo "[setup] PyTorch's CPU index unreachable; taking torch==2.13.0 from PyPI"
+    fi
+  fi
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+  "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+  echo "$WANT" > "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
