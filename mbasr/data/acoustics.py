@@ -1,0 +1,234 @@
+"""Per-domain acoustic conditions: the recording conditions that set the paper's target domains apart.
+
+In the paper the targets differ from the source not only in words but in sound: Banking/Insurance are
+call-centre telephone speech, the SlideSpeech domains are lecture videos recorded in rooms and outdoors.
+Synthetic speech is studio-clean, so each target domain gets a procedural condition (no noise files):
+
+- "clean": unchanged (the source and the general-English corpus).
+- "telephone" (Banking; mirrors narrowband call-centre audio): 300-3400 Hz band-pass, an 8 kHz round
+  trip (down- then up-sampled), mild soft clipping and 8-bit mu-law (G.711-like) quantisation at 8 kHz.
+- "outdoor" (Agriculture; mirrors field recordings): wind (brown noise, low-passed, with slow gusts),
+  plus bird chirps and/or a tractor-engine hum, added at an SNR drawn uniformly from OUTDOOR_SNR_DB.
+- "reverb" (Musical Instruments; mirrors a hall or studio room): convolution with a synthetic room impulse
+  response (direct path, early reflections, exponentially decaying noise tail with RT60 drawn from
+  REVERB_RT60_S).
+
+`DEFAULT_CONDITION` maps each domain to its condition; pass `enabled=False` to `condition_for` (or use
+"clean") to switch them off. Every output is float32, as long as its input, its RMS matched to the input
+(outdoor: the speech keeps its level, the noise is added), and scaled down when its peak would exceed
+PEAK_LIMIT. All randomness comes from the caller's numpy Generator, so a seed fixes the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, fftconvolve, resample_poly, sosfilt, sosfiltfilt
+
+CONDITIONS = ("clean", "telephone", "outdoor", "reverb")
+DEFAULT_CONDITION = {
+    "source": "clean",
+    "general": "clean",
+    "banking": "telephone",
+    "agriculture": "outdoor",
+    "musical_instruments": "reverb",
+}
+PEAK_LIMIT = 0.99  # outputs are scaled down (never up) so that |sample| <= PEAK_LIMIT
+
+TELEPHONE_BAND_HZ = (300.0, 3400.0)  # ITU-T narrowband telephony
+TELEPHONE_RATE = 8000
+TELEPHONE_DRIVE = (1.0, 2.0)  # gain into the tanh soft clipper, uniform: 1 is barely audible, 2 is mild
+MU_LAW_MU = 255.0  # G.711 mu-law, 8-bit
+MU_LAW_BITS = 8
+
+OUTDOOR_SNR_DB = (10.0, 20.0)  # speech-to-noise ratio, uniform
+OUTDOOR_P_BIRDS = 0.5  # chance an utterance has bird chirps
+OUTDOOR_P_TRACTOR = 0.5  # chance an utterance has a tractor engine
+
+REVERB_RT60_S = (0.3, 0.8)  # reverberation time, uniform
+REVERB_EARLY_TO_LATE_DB = (0.0, 6.0)  # (direct path + early reflections) / late tail energy, uniform
+REVERB_N_EARLY = (4, 10)  # number of early reflections, within 3-40 ms
+
+
+def condition_for(domain: str, enabled: bool = True) -> str:
+    """The acoustic condition of `domain` (DEFAULT_CONDITION); "clean" for all when `enabled` is False."""
+    if domain not in DEFAULT_CONDITION:
+        raise KeyError(
+            f"mbasr/data/acoustics.py: condition_for(domain={domain!r}): unknown; "
+            f"known: {list(DEFAULT_CONDITION)}"
+        )
+    return DEFAULT_CONDITION[domain] if enabled else "clean"
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _finish(y: np.ndarray, like: np.ndarray | None) -> np.ndarray:
+    """Match the RMS of `like` (when given) and limit the peak to PEAK_LIMIT; float32."""
+    y = np.asarray(y, dtype=np.float64)
+    if like is not None:
+        r = _rms(y)
+        if r > 0:
+            y = y * (_rms(like) / r)
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    if peak > PEAK_LIMIT:
+        y = y * (PEAK_LIMIT / peak)
+    return y.astype(np.float32)
+
+
+def telephone(wave: np.ndarray, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """Narrowband telephone channel: band-pass, 8 kHz round trip, soft clip and mu-law at 8 kHz."""
+    x = np.asarray(wave, dtype=np.float64)
+    sos = butter(6, TELEPHONE_BAND_HZ, btype="bandpass", fs=sr, output="sos")
+    y = sosfiltfilt(sos, x)
+    y = resample_poly(y, TELEPHONE_RATE, sr)
+    peak = float(np.abs(y).max())
+    if peak > 0:
+        y = np.tanh(rng.uniform(*TELEPHONE_DRIVE) * y / peak)  # soft clip relative to the peak
+    q = 2 ** (MU_LAW_BITS - 1)
+    enc = np.sign(y) * np.log1p(MU_LAW_MU * np.abs(y)) / np.log1p(MU_LAW_MU)
+    enc = np.round(enc * q) / q
+    y = np.sign(enc) * np.expm1(np.abs(enc) * np.log1p(MU_LAW_MU)) / MU_LAW_MU
+    y = resample_poly(y, sr, TELEPHONE_RATE)
+    return _finish(_fit(y, len(x)), x)
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def _smooth_noise(n: int, rng: np.random.Generator, sr: int, cutoff_hz: float) -> np.ndarray:
+    """Zero-mean, unit-RMS noise low-passed at `cutoff_hz` (a slowly varying random curve)."""
+    sos = butter(2, cutoff_hz, btype="lowpass", fs=sr, output="sos")
+    pad = int(2 * sr / cutoff_hz)  # let the filter settle before the part we keep
+    c = sosfilt(sos, rng.standard_normal(n + pad))[pad:]
+    c -= c.mean()
+    return c / (_rms(c) + 1e-12)
+
+
+def _wind(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Rumble (brown noise, 20-800 Hz) plus rustle (white noise low-passed at 1-3 kHz), in slow gusts."""
+    brown = np.cumsum(rng.standard_normal(n))
+    rumble = sosfilt(
+        butter(2, (20.0, rng.uniform(300.0, 800.0)), btype="bandpass", fs=sr, output="sos"), brown
+    )
+    rustle = sosfilt(butter(2, rng.uniform(1000.0, 3000.0), fs=sr, output="sos"), rng.standard_normal(n))
+    w = rumble / (_rms(rumble) + 1e-12) + rng.uniform(0.3, 1.0) * rustle / (_rms(rustle) + 1e-12)
+    gusts = np.clip(0.6 + 0.35 * _smooth_noise(n, rng, sr, rng.uniform(0.3, 1.0)), 0.1, None)
+    return w * gusts
+
+
+def _birds(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    out = np.zeros(n)
+    n_calls = rng.poisson(1.5 * n / sr) + 1
+    for _ in range(n_calls):
+        n_chirps, f0 = int(rng.integers(1, 5)), rng.uniform(2500.0, 5500.0)
+        start = int(rng.integers(0, n))
+        for _k in range(n_chirps):
+            d = int(rng.uniform(0.04, 0.12) * sr)
+            t = np.arange(d) / sr
+            f = f0 * (1.0 + rng.uniform(-0.3, 0.3) * t / t[-1])  # a short up or down sweep
+            chirp = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.hanning(d) * rng.uniform(0.3, 1.0)
+            seg = out[start : start + d]
+            seg += chirp[: len(seg)]
+            start += d + int(rng.uniform(0.02, 0.08) * sr)
+            if start >= n:
+                break
+    return out
+
+
+def _tractor(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    t = np.arange(n) / sr
+    f_fire = rng.uniform(20.0, 40.0) * (1.0 + 0.03 * _smooth_noise(n, rng, sr, 0.5))  # firing rate, wobbling
+    phase = 2 * np.pi * np.cumsum(f_fire) / sr
+    hum = sum(rng.uniform(0.2, 1.0) / k * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 16))
+    rumble = sosfilt(butter(2, 400.0, btype="lowpass", fs=sr, output="sos"), rng.standard_normal(n))
+    return (hum / (_rms(hum) + 1e-12) + 0.5 * rumble / (_rms(rumble) + 1e-12)) * (1.0 + 0.1 * np.sin(2 * t))
+
+
+def outdoor_noise(n: int, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """`n` samples of procedural outdoor noise: wind, plus bird chirps and/or a tractor engine (unit RMS)."""
+    noise = _wind(n, rng, sr)
+    noise /= _rms(noise) + 1e-12
+    if rng.random() < OUTDOOR_P_BIRDS:
+        b = _birds(n, rng, sr)
+        noise += rng.uniform(0.2, 0.6) * b / (_rms(b) + 1e-12)
+    if rng.random() < OUTDOOR_P_TRACTOR:
+        noise += rng.uniform(0.3, 1.0) * _tractor(n, rng, sr)
+    return noise / (_rms(noise) + 1e-12)
+
+
+def add_noise(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`wave` + `noise` scaled so that 10 log10(P_wave / P_noise) is exactly `snr_db` (float64)."""
+    x, v = np.asarray(wave, dtype=np.float64), np.asarray(noise, dtype=np.float64)
+    if x.shape != v.shape:
+        raise ValueError(f"mbasr/data/acoustics.py: add_noise: wave {x.shape} and noise {v.shape} differ")
+    ps, pn = _rms(x) ** 2, _rms(v) ** 2
+    if ps == 0.0 or pn == 0.0:
+        raise ValueError(
+            "mbasr/data/acoustics.py: add_noise: wave or noise is all zeros; the SNR is undefined"
+        )
+    return x + v * np.sqrt(ps / (pn * 10 ** (snr_db / 10.0)))
+
+
+def outdoor(
+    wave: np.ndarray, rng: np.random.Generator, sr: int = 16000, snr_db: float | None = None
+) -> np.ndarray:
+    """Outdoor recording: outdoor_noise added at `snr_db` (default: drawn uniformly from OUTDOOR_SNR_DB)."""
+    snr = rng.uniform(*OUTDOOR_SNR_DB) if snr_db is None else float(snr_db)
+    return _finish(add_noise(wave, outdoor_noise(len(wave), rng, sr), snr), None)
+
+
+def room_impulse_response(rng: np.random.Generator, sr: int = 16000, rt60: float | None = None) -> np.ndarray:
+    """A synthetic RIR: unit direct path, early reflections, then an exponentially decaying noise tail
+    (60 dB down after `rt60` s, default drawn from REVERB_RT60_S) at an early-to-late energy ratio drawn
+    from REVERB_EARLY_TO_LATE_DB. The tail darkens with time (air and wall absorption of high frequencies)."""
+    rt60 = rng.uniform(*REVERB_RT60_S) if rt60 is None else float(rt60)
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    h = np.zeros(n)
+    h[0] = 1.0
+    for _ in range(int(rng.integers(REVERB_N_EARLY[0], REVERB_N_EARLY[1] + 1))):
+        h[int(rng.uniform(0.003, 0.040) * sr)] += rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.7)
+    tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # ln(1000): amplitude -60 dB at rt60
+    tail_lp = sosfilt(butter(1, 2000.0, btype="lowpass", fs=sr, output="sos"), tail)
+    mix = np.clip(t / rt60 * 2.0, 0.0, 1.0)  # bright at first, darker later
+    tail = (1 - mix) * tail + mix * tail_lp * (_rms(tail) / (_rms(tail_lp) + 1e-12))
+    tail[: int(0.005 * sr)] *= np.linspace(0.0, 1.0, int(0.005 * sr))  # onset after the direct path
+    early_to_late_db = rng.uniform(*REVERB_EARLY_TO_LATE_DB)
+    e_early = float(np.sum(h**2))
+    tail *= np.sqrt(e_early / (10 ** (early_to_late_db / 10.0) * float(np.sum(tail**2))))
+    return h + tail
+
+
+def reverb(
+    wave: np.ndarray, rng: np.random.Generator, sr: int = 16000, rt60: float | None = None
+) -> np.ndarray:
+    """Room reverberation: convolution with room_impulse_response, cut to the input's length."""
+    x = np.asarray(wave, dtype=np.float64)
+    y = fftconvolve(x, room_impulse_response(rng, sr, rt60))[: len(x)]
+    return _finish(y, x)
+
+
+def apply_condition(wave: np.ndarray, name: str, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """Apply the acoustic condition `name` (one of CONDITIONS) to a mono waveform; float32, same length."""
+    wave = np.asarray(wave)
+    if name not in CONDITIONS:
+        raise ValueError(
+            f"mbasr/data/acoustics.py: apply_condition(name={name!r}): unknown; choose one of {CONDITIONS}"
+        )
+    if wave.ndim != 1 or len(wave) == 0:
+        raise ValueError(
+            f"mbasr/data/acoustics.py: apply_condition(wave=...) must be non-empty 1-D, got {wave.shape}"
+        )
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"mbasr/data/acoustics.py: apply_condition(rng=...) needs a numpy Generator, got {type(rng)}"
+        )
+    if name == "clean":
+        return wave.astype(np.float32)
+    if name == "telephone":
+        return telephone(wave, rng, sr)
+    if name == "outdoor":
+        return outdoor(wave, rng, sr)
+    return reverb(wave, rng, sr)
