@@ -47,22 +47,42 @@ def number_words(n: int) -> str:
     return re.sub(r"[-,]", " ", num2words(n)).replace("  ", " ")
 
 
+_DEFAULT_RANGE = {
+    "num": (0, 100),
+    "ordinal": (1, 31),
+    "digits": (4, 4),
+    "year": (1950, 2030),
+    "percent": (1, 99),
+    "money": (1, 1000),
+}
+
+
+def _range(name: str, lo: int | None, hi: int | None) -> tuple[int, int]:
+    """The range of a built-in: `{num}` uses the default, `{num:7}` is 7 (for digits: 7 digits), `{num:2-9}`."""
+    dlo, dhi = _DEFAULT_RANGE.get(name, (0, 0))
+    if lo is None:
+        return dlo, dhi
+    return lo, lo if hi is None else hi
+
+
 def _builtin(name: str, lo: int | None, hi: int | None, rng: random.Random) -> str:
+    lo, hi = _range(name, lo, hi)
     if name == "num":
-        return number_words(rng.randint(lo or 0, hi or 100))
+        return number_words(rng.randint(lo, hi))
     if name == "ordinal":
-        return re.sub(r"[-,]", " ", num2words(rng.randint(lo or 1, hi or 31), to="ordinal"))
+        return re.sub(r"[-,]", " ", num2words(rng.randint(lo, hi), to="ordinal"))
     if name == "digits":
-        return " ".join(rng.choice(_DIGITS) for _ in range(lo or 4))
+        return " ".join(rng.choice(_DIGITS) for _ in range(rng.randint(lo, hi)))
     if name == "year":
-        y = rng.randint(lo or 1950, hi or 2030)
-        return re.sub(r"[-,]", " ", num2words(y, to="year"))
+        return re.sub(r"[-,]", " ", num2words(rng.randint(lo, hi), to="year"))
     if name == "percent":
-        return number_words(rng.randint(lo or 1, hi or 99)) + " percent"
+        return number_words(rng.randint(lo, hi)) + " percent"
     if name == "money":
-        amount = number_words(rng.randint(lo or 1, hi or 1000)) + " dollars"
+        dollars = rng.randint(lo, hi)
+        amount = number_words(dollars) + (" dollar" if dollars == 1 else " dollars")
         if rng.random() < 0.25:
-            amount += " and " + number_words(rng.randint(1, 99)) + " cents"
+            cents = rng.randint(1, 99)
+            amount += " and " + number_words(cents) + (" cent" if cents == 1 else " cents")
         return amount
     if name == "time":
         h = number_words(rng.randint(1, 12))
@@ -104,8 +124,15 @@ class Grammar:
             if any(depth.values()):
                 raise GrammarError(f"{self.path}: {where}: unclosed bracket in {text!r}")
             for ref in re.findall(r"\{([^{}]+)\}", text):
-                if ref not in self.slots and not _BUILTIN.match(ref):
+                m = _BUILTIN.match(ref)
+                if ref not in self.slots and not m:
                     raise GrammarError(f"{self.path}: {where}: unknown slot {{{ref}}} in {text!r}")
+                if m and ref not in self.slots and m.group(2):
+                    lo, hi = _range(m.group(1), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
+                    if lo > hi:
+                        raise GrammarError(f"{self.path}: {where}: empty range in {{{ref}}} ({lo} > {hi})")
+            if _has_stray_bar(text):
+                raise GrammarError(f"{self.path}: {where}: '|' outside '( )' in {text!r}")
 
     def _all_patterns(self):
         for i, t in enumerate(self.templates):
@@ -149,6 +176,19 @@ class Grammar:
         if ref not in self.slots:
             raise GrammarError(f"{self.path}: unknown slot {{{ref}}}")
         return self.expand(rng.choice(self.slots[ref]), rng, depth + 1)
+
+
+def _has_stray_bar(s: str) -> bool:
+    """A '|' is only meaningful directly inside '( )'."""
+    stack = []
+    for ch in s:
+        if ch in "[({":
+            stack.append(ch)
+        elif ch in "])}" and stack:
+            stack.pop()
+        elif ch == "|" and (not stack or stack[-1] != "("):
+            return True
+    return False
 
 
 def _matching(s: str, i: int) -> int:

@@ -1,0 +1,317 @@
+"""The synthetic corpus (the paper's "Data", rebuilt offline): a call-centre-like `source` domain, a near
+target (`banking`, like the paper's in-domain Banking) and two far targets (`agriculture`,
+`musical_instruments`, like the SlideSpeech domains), plus a `general` pool of broad English on which the
+`tiny` preset pretrains its LM (text) and encoder (speech), as the paper's LLM and encoder were pretrained
+on general data.
+
+`prepare_corpus(work_dir, scale, seed, ...)` is idempotent: the corpus folder is keyed by its parameters
+and the content of the grammars, lexicons and synthesis code, and marked complete only when every
+manifest is written; audio is cached per utterance under `work_dir/audio/`, keyed by everything that
+shapes it (text, voice, jitter, acoustic condition, synthesis code), so a rebuild with unchanged
+parameters is a no-op and a changed parameter only synthesises what changed.
+
+Layout of `work_dir/corpus/<scale>-seed<seed>-<hash>/`:
+    {domain}_{split}.jsonl      manifests (key, source, target, duration, domain, voice, split)
+    general_text.txt            the general pool's text (LM pretraining), one sentence a line
+    stats.json, gap.csv         sizes, hours, voices, and the measured domain gap
+    params.json, COMPLETE       what built it; the completion marker
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mbasr.data import acoustics, tts
+from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
+from mbasr.data.manifest import SPLITS, Utterance, read_manifest, total_hours, write_manifest
+from mbasr.io import atomic_write_json, atomic_write_text, stable_hash
+
+SOURCE = "source"
+TARGETS = ("banking", "agriculture", "musical_instruments")
+DOMAINS = (SOURCE, *TARGETS)
+GENERAL = "general"
+
+# Sentences per split (train, dev, test) for each domain, and the general pool's size. "default" meets
+# the foundation issue's floor: >= 6,000 source and >= 3,000 target training sentences, >= 300 dev and
+# >= 400 test sentences per domain, >= 500,000 words of general text and >= 4 h of general speech.
+SCALES: dict[str, dict] = {
+    "micro": {
+        "source": (48, 12, 16),
+        "target": (32, 8, 12),
+        "general_words": 20_000,
+        "general_speech": (48, 12),
+    },
+    "default": {
+        "source": (6000, 300, 400),
+        "target": (3000, 300, 400),
+        "general_words": 600_000,
+        "general_speech": (3600, 300),
+    },
+    "large": {
+        "source": (12000, 500, 800),
+        "target": (6000, 500, 800),
+        "general_words": 1_200_000,
+        "general_speech": (7200, 400),
+    },
+}
+_DATA_ROOT = GRAMMAR_DIR.parent
+
+
+@dataclass(frozen=True)
+class Corpus:
+    root: Path
+    params: dict
+
+    def manifest(self, domain: str, split: str) -> Path:
+        return self.root / f"{domain}_{split}.jsonl"
+
+    @property
+    def general_text_path(self) -> Path:
+        return self.root / "general_text.txt"
+
+    @property
+    def stats(self) -> dict:
+        return json.loads((self.root / "stats.json").read_text())
+
+
+def load_split(corpus: Corpus, domain: str, split: str) -> list[Utterance]:
+    path = corpus.manifest(domain, split)
+    if not path.exists():
+        have = sorted(p.stem for p in corpus.root.glob("*.jsonl"))
+        raise FileNotFoundError(f"{path}: no manifest for domain={domain!r} split={split!r}; have: {have}")
+    return read_manifest(path)
+
+
+def general_text(corpus: Corpus) -> list[str]:
+    return corpus.general_text_path.read_text(encoding="utf-8").splitlines()
+
+
+def _content_version() -> str:
+    """Hash of everything that shapes the corpus besides the parameters: grammars, lexicons, code."""
+    files = sorted((_DATA_ROOT / "grammars").glob("*.yaml")) + sorted((_DATA_ROOT / "lexicons").glob("*.txt"))
+    here = Path(__file__).parent
+    files += [here / m for m in ("grammar.py", "general.py", "normalize.py", "corpus.py")]
+    return stable_hash([(f.name, f.read_bytes().hex()) for f in files], n=16)
+
+
+def _synthesis_version() -> str:
+    here = Path(__file__).parent
+    return stable_hash([(here / m).read_bytes().hex() for m in ("tts.py", "acoustics.py")], n=16)
+
+
+def _resolve_scale(scale: str) -> dict:
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}: unknown; choose one of {sorted(SCALES)}")
+    return SCALES[scale]
+
+
+def _resolve_conditions(domains: Sequence[str], conditions: bool | dict) -> dict[str, str]:
+    if conditions is True:
+        table = dict(acoustics.DEFAULT_CONDITION)
+    elif conditions is False:
+        table = {}
+    else:
+        table = dict(acoustics.DEFAULT_CONDITION) | dict(conditions)
+    out = {d: table.get(d, "clean") for d in (*domains, GENERAL)}
+    for d, c in out.items():
+        if c not in acoustics.CONDITIONS:
+            raise ValueError(f"conditions[{d!r}]={c!r}: unknown; choose one of {acoustics.CONDITIONS}")
+    return out
+
+
+@dataclass(frozen=True)
+class _Job:
+    key: str
+    text: str
+    voice: str
+    speed: float
+    pitch: float
+    condition: str
+    path: str
+
+
+def _synth_job(job: _Job) -> tuple[str, float]:
+    """Synthesise one utterance into its cache file (if not there yet); returns (key, duration)."""
+    path = Path(job.path)
+    if not path.exists():
+        wave = tts.synthesize(job.text, job.voice, speed=job.speed, pitch=job.pitch)
+        rng = np.random.default_rng(int(stable_hash(["condition", job.path], n=8), 16))
+        wave = acoustics.apply_condition(wave, job.condition, rng)
+        tts.write_wav(path, wave)
+        return job.key, len(wave) / 16000.0
+    import soundfile as sf
+
+    return job.key, sf.info(str(path)).duration
+
+
+def _plan_audio(
+    domain: str,
+    split: str,
+    sentences: list[str],
+    voices: Sequence[str],
+    condition: str,
+    seed: int,
+    audio_dir: Path,
+) -> list[_Job]:
+    rng = random.Random(f"audio-{domain}-{split}-{seed}")
+    synth = _synthesis_version()
+    jobs = []
+    for i, text in enumerate(sentences):
+        voice = voices[i % len(voices)] if i < len(voices) else rng.choice(list(voices))
+        speed, pitch = tts.jitter(rng)
+        h = stable_hash([text, voice, round(speed, 4), round(pitch, 4), condition, synth], n=20)
+        path = audio_dir / h[:2] / f"{h}.wav"
+        jobs.append(_Job(f"{domain}-{split}-{i:05d}", text, voice, speed, pitch, condition, str(path)))
+    return jobs
+
+
+def prepare_corpus(
+    work_dir: str | Path = "runs",
+    scale: str = "default",
+    seed: int = 0,
+    domains: Sequence[str] = DOMAINS,
+    conditions: bool | dict = True,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> Corpus:
+    """Build (or find) the corpus. `domains` must include the source; `conditions` True uses each domain's
+    acoustic condition (acoustics.DEFAULT_CONDITION), False makes all audio clean, a dict overrides
+    per domain. `jobs` processes synthesise audio (default: all cores)."""
+    sizes = _resolve_scale(scale)
+    domains = tuple(domains)
+    unknown = set(domains) - set(DOMAINS)
+    if unknown:
+        raise ValueError(f"domains: unknown {sorted(unknown)}; choose from {DOMAINS}")
+    if SOURCE not in domains:
+        raise ValueError(f"domains={domains}: must include {SOURCE!r}, the domain every model starts from")
+    conds = _resolve_conditions(domains, conditions)
+    params = {
+        "scale": scale,
+        "seed": seed,
+        "domains": list(domains),
+        "conditions": conds,
+        "train_voices": list(tts.TRAIN_VOICES),
+        "test_voices": list(tts.TEST_VOICES),
+        "engines": tts.engine_versions(),
+        "content": _content_version(),
+    }
+    work_dir = Path(work_dir)
+    root = work_dir / "corpus" / f"{scale}-seed{seed}-{stable_hash(params, n=8)}"
+    corpus = Corpus(root, params)
+    if (root / "COMPLETE").exists():
+        if progress:
+            print(f"corpus ready: {root} (unchanged parameters, nothing to do)")
+        return corpus
+
+    t0 = time.perf_counter()
+    tts.require_engines(set(tts.TRAIN_VOICES) | set(tts.TEST_VOICES))
+    root.mkdir(parents=True, exist_ok=True)
+    from mbasr.data.general import general_sentences
+
+    # Text: distinct sentences per domain, split test / dev / train in draw order (disjoint by construction).
+    texts: dict[tuple[str, str], list[str]] = {}
+    for d in domains:
+        n_train, n_dev, n_test = sizes["source" if d == SOURCE else "target"]
+        sents = generate_sentences(domain_grammar(d), n_train + n_dev + n_test, seed)
+        texts[(d, "test")], texts[(d, "dev")] = sents[:n_test], sents[n_test : n_test + n_dev]
+        texts[(d, "train")] = sents[n_test + n_dev :]
+    held_out = {s for (d, split), ss in texts.items() if split != "train" for s in ss}
+    pool = general_sentences(seed, sizes["general_words"], exclude=held_out)
+    n_speech_train, n_speech_dev = sizes["general_speech"]
+    # The general speech (encoder pretraining) and its held-out dev set come from the pool's longer units
+    # (>= 8 words: more speech per engine call); the dev sentences are then removed from the LM text, so
+    # "reproduce held-out general sentences" is honest.
+    n_speech_train, n_speech_dev = sizes["general_speech"]
+    long_units = [s for s in pool if len(s.split()) >= 8]
+    if len(long_units) < n_speech_train + n_speech_dev:
+        raise ValueError(
+            f"scale={scale!r}: the general pool has {len(long_units)} units of >= 8 words, "
+            f"{n_speech_train + n_speech_dev} needed for its speech; raise general_words"
+        )
+    texts[(GENERAL, "dev")] = long_units[:n_speech_dev]
+    texts[(GENERAL, "train")] = long_units[n_speech_dev : n_speech_dev + n_speech_train]
+    general_dev = set(texts[(GENERAL, "dev")])
+    pool = [s for s in pool if s not in general_dev]
+    atomic_write_text(corpus.general_text_path, "\n".join(pool) + "\n")
+
+    # Audio: train splits use the training voices; dev and test only the held-out voices.
+    audio_dir = work_dir / "audio"
+    plan: dict[tuple[str, str], list[_Job]] = {}
+    for (d, split), sents in texts.items():
+        voices = tts.TRAIN_VOICES if split == "train" else tts.TEST_VOICES
+        plan[(d, split)] = _plan_audio(d, split, sents, voices, conds[d], seed, audio_dir)
+    all_jobs = [j for js in plan.values() for j in js]
+    todo = sum(not Path(j.path).exists() for j in all_jobs)
+    n_proc = jobs or os.cpu_count() or 1
+    durations: dict[str, float] = {}
+    with ProcessPoolExecutor(max_workers=n_proc) as ex:
+        it = ex.map(_synth_job, all_jobs, chunksize=16)
+        for key, dur in tqdm(
+            it, total=len(all_jobs), desc=f"audio ({todo} to synthesise)", disable=not progress
+        ):
+            durations[key] = dur
+
+    manifests = {}
+    for (d, split), js in plan.items():
+        utts = [Utterance(j.key, j.path, j.text, round(durations[j.key], 3), d, j.voice, split) for j in js]
+        write_manifest(corpus.manifest(d, split), utts)
+        manifests[(d, split)] = utts
+    stats = _stats(corpus, manifests, texts, domains, time.perf_counter() - t0, todo, n_proc)
+    atomic_write_json(root / "stats.json", stats)
+    atomic_write_json(root / "params.json", params)
+    atomic_write_text(root / "COMPLETE", "")
+    if progress:
+        print(f"corpus built in {stats['build_seconds']:.0f} s with {n_proc} processes: {root}")
+    return corpus
+
+
+def _stats(corpus, manifests, texts, domains, seconds, synthesised, n_proc) -> dict:
+    from mbasr.data.textstats import domain_gap_table
+
+    splits = [
+        {
+            "domain": d,
+            "split": s,
+            "utterances": len(u),
+            "hours": round(total_hours(u), 3),
+            "vocabulary": len({w for x in u for w in x.target.split()}),
+            "voices": sorted({x.voice for x in u}),
+            "condition": corpus.params["conditions"][d],
+        }
+        for (d, s), u in manifests.items()
+    ]
+    gap = domain_gap_table(
+        {d: texts[(d, "train")] for d in domains}, {d: texts[(d, "test")] for d in domains}, source=SOURCE
+    ).reset_index()
+    gap.to_csv(corpus.root / "gap.csv", index=False)
+    return {
+        "splits": splits,
+        "gap": gap.to_dict(orient="records"),
+        "general_text_words": sum(len(x.split()) for x in general_text(corpus)),
+        "build_seconds": round(seconds, 1),
+        "synthesised_utterances": synthesised,
+        "processes": n_proc,
+    }
+
+
+__all__ = [
+    "Corpus",
+    "DOMAINS",
+    "GENERAL",
+    "SCALES",
+    "SOURCE",
+    "SPLITS",
+    "TARGETS",
+    "load_split",
+    "prepare_corpus",
+]
