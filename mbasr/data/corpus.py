@@ -223,6 +223,9 @@ def prepare_corpus(
     for d in domains:
         n_train, n_dev, n_test = sizes["source" if d == SOURCE else "target"]
         sents = generate_sentences(domain_grammar(d), n_train + n_dev + n_test, seed)
+        # Shuffle before splitting: a template with few wordings is used up in the first draws, and
+        # splitting in draw order would put all of it in the test set.
+        random.Random(f"split-{d}-{seed}").shuffle(sents)
         texts[(d, "test")], texts[(d, "dev")] = sents[:n_test], sents[n_test : n_test + n_dev]
         texts[(d, "train")] = sents[n_test + n_dev :]
     held_out = {s for (d, split), ss in texts.items() if split != "train" for s in ss}

@@ -57,7 +57,7 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             raise ManifestError(f"{path}:{lineno}: missing field(s) {sorted(missing)}")
         src = row.get("source", "") or ""
         if src and not Path(src).is_absolute():
-            src = str(base / src)
+            src = str((base / src).resolve())
         utts.append(
             Utterance(
                 key=str(row["key"]),

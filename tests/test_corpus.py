@@ -1,0 +1,121 @@
+"""The corpus at scale "micro": determinism, held-out voices, nested subsets, idempotence, notebook 01."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mbasr.data import tts
+from mbasr.data.corpus import DOMAINS, GENERAL, SCALES, load_split, prepare_corpus
+from mbasr.data.manifest import read_manifest, subset
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_tts = pytest.mark.skipif(
+    not all(tts.check_engines().get(e) for e in ("espeak-ng", "flite")),
+    reason="espeak-ng and flite are needed (sudo apt-get install espeak-ng flite)",
+)
+
+
+@pytest.fixture(scope="session")
+def micro(tmp_path_factory):
+    return prepare_corpus(tmp_path_factory.mktemp("runs"), scale="micro", seed=0, progress=False)
+
+
+@needs_tts
+def test_sizes_splits_and_voices(micro):
+    n_src, n_tgt = SCALES["micro"]["source"], SCALES["micro"]["target"]
+    for d in DOMAINS:
+        want = n_src if d == "source" else n_tgt
+        splits = {s: load_split(micro, d, s) for s in ("train", "dev", "test")}
+        assert [len(splits[s]) for s in ("train", "dev", "test")] == list(want)
+        train_text = {u.target for u in splits["train"]}
+        assert not train_text & {u.target for u in splits["test"]}, f"{d}: test sentences in train"
+        assert {u.voice for u in splits["train"]} <= set(tts.TRAIN_VOICES)
+        for s in ("dev", "test"):
+            assert {u.voice for u in splits[s]} <= set(tts.TEST_VOICES), f"{d}/{s} uses a training voice"
+        assert len({u.voice for u in splits["test"]}) >= 2
+        for u in splits["train"][:3] + splits["test"][:3]:
+            info = __import__("soundfile").info(u.source)
+            assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+            assert abs(info.duration - u.duration) < 0.01
+    assert micro.params["conditions"]["banking"] == "telephone"
+
+
+@needs_tts
+def test_general_pool_excludes_held_out_sentences(micro):
+    pool = set(micro.general_text_path.read_text().splitlines())
+    for d in DOMAINS:
+        for s in ("dev", "test"):
+            assert not pool & {u.target for u in load_split(micro, d, s)}
+    assert not pool & {u.target for u in load_split(micro, GENERAL, "dev")}
+    assert micro.stats["general_text_words"] >= SCALES["micro"]["general_words"] * 0.9
+
+
+@needs_tts
+def test_rebuild_is_a_noop(micro, capsys):
+    before = {p: p.stat().st_mtime_ns for p in micro.root.glob("*.jsonl")}
+    again = prepare_corpus(micro.root.parent.parent, scale="micro", seed=0)
+    assert again.root == micro.root
+    assert "nothing to do" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in micro.root.glob("*.jsonl")}
+
+
+@needs_tts
+def test_same_seed_same_text_and_audio(micro, tmp_path):
+    """A fresh build of the source domain alone, one process, gives the same sentences and samples."""
+    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=False)
+    a, b = load_split(micro, "source", "test"), load_split(other, "source", "test")
+    assert [u.target for u in a] == [u.target for u in b]
+    assert [u.voice for u in a] == [u.voice for u in b]
+    for x, y in zip(a[:4], b[:4], strict=True):
+        assert Path(x.source).read_bytes() == Path(y.source).read_bytes()
+    seed1 = prepare_corpus(tmp_path, scale="micro", seed=1, domains=["source"], jobs=1, progress=False)
+    assert [u.target for u in load_split(seed1, "source", "test")] != [u.target for u in a]
+
+
+@needs_tts
+def test_nested_subsets(micro):
+    train = load_split(micro, "banking", "train")
+    small, big = subset(train, 0.25, seed=3), subset(train, 0.5, seed=3)
+    assert len(small) == round(0.25 * len(train)) and len(big) == round(0.5 * len(train))
+    assert {u.key for u in small} <= {u.key for u in big}
+    assert subset(train, 0.0, 3) == [] and len(subset(train, 1.0, 3)) == len(train)
+    with pytest.raises(ValueError, match="p=1.5"):
+        subset(train, 1.5, 3)
+
+
+def test_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="scale='huge'"):
+        prepare_corpus(tmp_path, scale="huge")
+    with pytest.raises(ValueError, match="must include 'source'"):
+        prepare_corpus(tmp_path, scale="micro", domains=["banking"])
+    with pytest.raises(ValueError, match="unknown"):
+        prepare_corpus(tmp_path, scale="micro", domains=["source", "astronomy"])
+    with pytest.raises(ValueError, match="conditions"):
+        prepare_corpus(tmp_path, scale="micro", conditions={"banking": "underwater"})
+
+
+@needs_tts
+def test_manifest_round_trip_is_relative(micro):
+    path = micro.manifest("source", "dev")
+    row = json.loads(path.read_text().splitlines()[0])
+    assert not Path(row["source"]).is_absolute()
+    assert read_manifest(path)[0].source == str((path.parent / row["source"]).resolve())
+
+
+@needs_tts
+@pytest.mark.notebook
+def test_notebook_01_runs_headless(micro, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "01.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "01_data_prep.ipynb"),
+        str(out),
+        parameters={"scale": "micro", "work_dir": str(micro.root.parent.parent)},
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    text = out.read_text()
+    assert "nothing to do" in text and "oov_share_vs_source" in text and "image/png" in text
