@@ -24,10 +24,14 @@ needs_wordnet = pytest.mark.skipif(
 def test_gloss_units():
     gloss = 'draw air into, and expel out of, the lungs; "I can breathe better"; "The patient is respiring"  '
     assert gloss_units(gloss) == [
-        "draw air into, and expel out of, the lungs", "I can breathe better", "The patient is respiring",
+        "draw air into, and expel out of, the lungs",
+        "I can breathe better",
+        "The patient is respiring",
     ]
     assert gloss_units('a thing; "an example; with a semicolon" - Author') == [
-        "a thing", "- Author", "an example; with a semicolon",
+        "a thing",
+        "- Author",
+        "an example; with a semicolon",
     ]
 
 

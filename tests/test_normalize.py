@@ -25,8 +25,10 @@ CASES = [
     ("well-known and/or", "well known and or"),
     ("Don't 'quote' the students' books", "don't quote the students books"),
     ("caf\u00e9 na\u00efve \u00c6sop \u2014 it\u2019s", "cafe naive aesop it's"),
-    ("e.g. Dr. Smith vs. Mr. Jones, No. 5, etc.",
-     "for example doctor smith versus mister jones number five et cetera"),
+    (
+        "e.g. Dr. Smith vs. Mr. Jones, No. 5, etc.",
+        "for example doctor smith versus mister jones number five et cetera",
+    ),
     ("B12 and 007", "b twelve and zero zero seven"),
     ("  many   spaces\there\n", "many spaces here"),
 ]

@@ -14,9 +14,15 @@ from mbasr.data.textstats import (
 )
 
 BANK = [
-    "i'd like to check my balance", "i want to check my savings balance", "please transfer money to savings",
-    "i'd like to open a savings account", "can you check my account balance", "transfer money from checking",
-    "i want to close my checking account", "please check my balance", "i'd like to transfer money",
+    "i'd like to check my balance",
+    "i want to check my savings balance",
+    "please transfer money to savings",
+    "i'd like to open a savings account",
+    "can you check my account balance",
+    "transfer money from checking",
+    "i want to close my checking account",
+    "please check my balance",
+    "i'd like to transfer money",
 ]
 FARM = ["the wheat harvest was late this year", "farmers planted corn in the north field"]
 

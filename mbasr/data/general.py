@@ -148,6 +148,11 @@ def general_sentences(seed: int, n_words: int, exclude: Iterable[str] = ()) -> l
     """Spoken-style general English units, about `n_words` words (the last unit may overshoot),
     deterministic for `seed`; no unit equals a sentence of `exclude` (the number dropped is logged)."""
     sel = select_general(seed, n_words, exclude)
-    log.info("general pool: %d units, %d words (seed %d); %d units dropped as equal to excluded sentences",
-             len(sel.sentences), sel.n_words, seed, sel.n_excluded)
+    log.info(
+        "general pool: %d units, %d words (seed %d); %d units dropped as equal to excluded sentences",
+        len(sel.sentences),
+        sel.n_words,
+        seed,
+        sel.n_excluded,
+    )
     return sel.sentences

@@ -27,13 +27,36 @@ from num2words import num2words
 from mbasr.data.grammar import number_words
 
 _DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
-_FOLD = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'", "\u00b4": "'",
-    "\u201c": '"', "\u201d": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
-    "\u2014": "-", "\u2015": "-", "\u2212": "-", "\u00e6": "ae", "\u00c6": "ae", "\u0153": "oe",
-    "\u0152": "oe", "\u00df": "ss", "\u00f8": "o", "\u00d8": "o", "\u0142": "l", "\u0141": "l",
-    "\u00f0": "d", "\u00fe": "th", "\u00a0": " ",
-})
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u02bc": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u00e6": "ae",
+        "\u00c6": "ae",
+        "\u0153": "oe",
+        "\u0152": "oe",
+        "\u00df": "ss",
+        "\u00f8": "o",
+        "\u00d8": "o",
+        "\u0142": "l",
+        "\u0141": "l",
+        "\u00f0": "d",
+        "\u00fe": "th",
+        "\u00a0": " ",
+    }
+)
 _ABBREVIATIONS = [
     (re.compile(r"\be\.\s?g\.", re.I), " for example "),
     (re.compile(r"\bi\.\s?e\.", re.I), " that is "),
@@ -49,8 +72,11 @@ _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _CURRENCY = re.compile(
     r"([$\u00a3\u20ac])\s?(" + _NUMBER + r")(?:\s?(thousand|million|billion|trillion)\b)?", re.I
 )
-_UNITS = {"$": ("dollar", "dollars", "cent", "cents"), "\u00a3": ("pound", "pounds", "penny", "pence"),
-          "\u20ac": ("euro", "euros", "cent", "cents")}
+_UNITS = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "\u00a3": ("pound", "pounds", "penny", "pence"),
+    "\u20ac": ("euro", "euros", "cent", "cents"),
+}
 _TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
 _DECADE = re.compile(r"(?<![A-Za-z\d.,])(?:(\d{1,3}0)|'(\d0))'?s\b")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.I)
@@ -161,7 +187,12 @@ def spoken(text: str) -> str:
         t = _RANGE.sub(r" \1 to \2 ", t)
         t = _LETTER_DIGIT.sub(" ", t)
         t = _NUMBER_RE.sub(lambda m: " " + _number(m.group(1)) + " ", t)
-    t = t.replace("%", " percent ").replace("&", " and ").replace("+", " plus ").replace("\u00b0", " degrees ")
+    t = (
+        t.replace("%", " percent ")
+        .replace("&", " and ")
+        .replace("+", " plus ")
+        .replace("\u00b0", " degrees ")
+    )
     t = _NOT_SPOKEN.sub(" ", t.lower())
     t = _APOSTROPHE.sub(" ", t)
     return " ".join(t.split())

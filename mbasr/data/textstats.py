@@ -34,8 +34,9 @@ def _trigrams(sent: list[str]):
 
 def distinct_trigram_share(sentences: Iterable[str]) -> float:
     """Distinct word trigrams / all word trigrams (within sentences, no boundary tokens)."""
-    counts = Counter(tri for sent in _tokens(sentences, "distinct_trigram_share(sentences)")
-                     for tri in _trigrams(sent))
+    counts = Counter(
+        tri for sent in _tokens(sentences, "distinct_trigram_share(sentences)") for tri in _trigrams(sent)
+    )
     total = sum(counts.values())
     if total == 0:
         raise ValueError("distinct_trigram_share(sentences): no sentence has 3 or more words")
@@ -166,11 +167,15 @@ def domain_gap_table(
     `ppl_ratio_vs_source` is the latter divided by the source test text's perplexity under the source LM
     (the "perplexity ratio target/source"; 1.0 for the source)."""
     if source not in train_by_domain or source not in test_by_domain:
-        raise KeyError(f"domain_gap_table(source={source!r}): not a key of both train_by_domain "
-                       f"({sorted(train_by_domain)}) and test_by_domain ({sorted(test_by_domain)})")
+        raise KeyError(
+            f"domain_gap_table(source={source!r}): not a key of both train_by_domain "
+            f"({sorted(train_by_domain)}) and test_by_domain ({sorted(test_by_domain)})"
+        )
     missing = sorted(set(train_by_domain) ^ set(test_by_domain))
     if missing:
-        raise KeyError(f"domain_gap_table: domains {missing} are in only one of train_by_domain and test_by_domain")
+        raise KeyError(
+            f"domain_gap_table: domains {missing} are in only one of train_by_domain and test_by_domain"
+        )
     lms = {d: NgramLM(order).fit(train) for d, train in train_by_domain.items()}
     src_lm, src_train = lms[source], train_by_domain[source]
     src_ppl = src_lm.perplexity(test_by_domain[source])
@@ -178,15 +183,17 @@ def domain_gap_table(
     for d, train in train_by_domain.items():
         test = test_by_domain[d]
         ppl_src = src_lm.perplexity(test)
-        rows.append({
-            "domain": d,
-            "n_train": len(train),
-            "n_test": len(test),
-            "vocabulary": len({w for s in train for w in s.split()}),
-            "distinct_trigram_share": distinct_trigram_share(train),
-            "oov_share_vs_source": oov_share(test, src_train),
-            "ppl_own_lm": lms[d].perplexity(test),
-            "ppl_source_lm": ppl_src,
-            "ppl_ratio_vs_source": ppl_src / src_ppl,
-        })
+        rows.append(
+            {
+                "domain": d,
+                "n_train": len(train),
+                "n_test": len(test),
+                "vocabulary": len({w for s in train for w in s.split()}),
+                "distinct_trigram_share": distinct_trigram_share(train),
+                "oov_share_vs_source": oov_share(test, src_train),
+                "ppl_own_lm": lms[d].perplexity(test),
+                "ppl_source_lm": ppl_src,
+                "ppl_ratio_vs_source": ppl_src / src_ppl,
+            }
+        )
     return pd.DataFrame(rows).set_index("domain")
