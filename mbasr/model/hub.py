@@ -1,0 +1,40 @@
+"""Where pretrained weights come from (a local folder before a hub id), and loud checks on loading them."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def resolve_source(hub_id: str | None, local_path: str | None, what: str) -> tuple[str, bool]:
+    """(source, is_local): `local_path` when that folder exists, else `hub_id`; fails naming `what`."""
+    if local_path and Path(local_path).is_dir():
+        return str(local_path), True
+    if hub_id:
+        return hub_id, False
+    raise FileNotFoundError(f"{what}.local_path: folder {local_path!r} not found and {what}.hub_id is null")
+
+
+def check_loading_info(info: dict, what: str, source: str, ignore_prefixes: tuple[str, ...] = ()) -> None:
+    """Fail on any missing, unexpected or mismatched weight reported by `from_pretrained(...,
+    output_loading_info=True)`, except keys starting with `ignore_prefixes` (parts we do not use)."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
+        keys = [k for k in info.get(kind, []) if not str(k).startswith(ignore_prefixes)]
+        if keys:
+            problems.append(f"{kind}: {sorted(map(str, keys))[:10]}{' ...' if len(keys) > 10 else ''}")
+    if problems:
+        raise ValueError(f"{what}: loading {source!r} did not match the model: " + "; ".join(problems))
+
+
+def weights_hash(module: nn.Module, n: int = 12) -> str:
+    """A hash of every parameter and buffer (names, shapes, dtypes and values), independent of device."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:n]
