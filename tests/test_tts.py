@@ -127,7 +127,7 @@ def test_missing_engine_names_the_package(monkeypatch):
     monkeypatch.setattr(tts.shutil, "which", lambda b: None if b == "flite" else "/usr/bin/" + b)
     assert tts.check_engines() == {"espeak-ng": True, "flite": False, "festival": True}
     tts.require_engines(["espeak_us_m"])
-    with pytest.raises(RuntimeError, match=r"flite.*sudo apt-get install flite sox"):
+    with pytest.raises(RuntimeError, match=r"flite.*sudo apt-get install flite"):
         tts.require_engines(["espeak_us_m", "flite_slt"])
 
 

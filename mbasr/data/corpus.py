@@ -54,13 +54,13 @@ SCALES: dict[str, dict] = {
     "default": {
         "source": (6000, 300, 400),
         "target": (3000, 300, 400),
-        "general_words": 600_000,
+        "general_words": 1_300_000,
         "general_speech": (3600, 300),
     },
     "large": {
         "source": (12000, 500, 800),
         "target": (6000, 500, 800),
-        "general_words": 1_200_000,
+        "general_words": 1_400_000,
         "general_speech": (7200, 400),
     },
 }
@@ -101,12 +101,8 @@ def _content_version() -> str:
     files = sorted((_DATA_ROOT / "grammars").glob("*.yaml")) + sorted((_DATA_ROOT / "lexicons").glob("*.txt"))
     here = Path(__file__).parent
     files += [here / m for m in ("grammar.py", "general.py", "normalize.py", "corpus.py")]
+
     return stable_hash([(f.name, f.read_bytes().hex()) for f in files], n=16)
-
-
-def _synthesis_version() -> str:
-    here = Path(__file__).parent
-    return stable_hash([(here / m).read_bytes().hex() for m in ("tts.py", "acoustics.py")], n=16)
 
 
 def _resolve_scale(scale: str) -> dict:
@@ -164,7 +160,7 @@ def _plan_audio(
     audio_dir: Path,
 ) -> list[_Job]:
     rng = random.Random(f"audio-{domain}-{split}-{seed}")
-    synth = _synthesis_version()
+    synth = tts.SYNTHESIS_VERSION
     jobs = []
     for i, text in enumerate(sentences):
         voice = voices[i % len(voices)] if i < len(voices) else rng.choice(list(voices))
@@ -183,10 +179,12 @@ def prepare_corpus(
     conditions: bool | dict = True,
     jobs: int | None = None,
     progress: bool = True,
+    audio_domains: Sequence[str] | None = None,
 ) -> Corpus:
     """Build (or find) the corpus. `domains` must include the source; `conditions` True uses each domain's
     acoustic condition (acoustics.DEFAULT_CONDITION), False makes all audio clean, a dict overrides
-    per domain. `jobs` processes synthesise audio (default: all cores)."""
+    per domain. `jobs` processes synthesise audio (default: all cores). `audio_domains` limits speech
+    synthesis to those domains (e.g. ("general",) for stage 0); the others get text-only manifests."""
     sizes = _resolve_scale(scale)
     domains = tuple(domains)
     unknown = set(domains) - set(DOMAINS)
@@ -205,6 +203,8 @@ def prepare_corpus(
         "engines": tts.engine_versions(),
         "content": _content_version(),
     }
+    if audio_domains is not None:
+        params["audio_domains"] = sorted(audio_domains)
     work_dir = Path(work_dir)
     root = work_dir / "corpus" / f"{scale}-seed{seed}-{stable_hash(params, n=8)}"
     corpus = Corpus(root, params)
@@ -253,7 +253,8 @@ def prepare_corpus(
     for (d, split), sents in texts.items():
         voices = tts.TRAIN_VOICES if split == "train" else tts.TEST_VOICES
         plan[(d, split)] = _plan_audio(d, split, sents, voices, conds[d], seed, audio_dir)
-    all_jobs = [j for js in plan.values() for j in js]
+    with_audio = set(audio_domains) if audio_domains is not None else {d for d, _ in plan}
+    all_jobs = [j for (d, _), js in plan.items() if d in with_audio for j in js]
     todo = sum(not Path(j.path).exists() for j in all_jobs)
     n_proc = jobs or os.cpu_count() or 1
     durations: dict[str, float] = {}
@@ -266,7 +267,12 @@ def prepare_corpus(
 
     manifests = {}
     for (d, split), js in plan.items():
-        utts = [Utterance(j.key, j.path, j.text, round(durations[j.key], 3), d, j.voice, split) for j in js]
+        if d in with_audio:
+            utts = [
+                Utterance(j.key, j.path, j.text, round(durations[j.key], 3), d, j.voice, split) for j in js
+            ]
+        else:
+            utts = [Utterance(j.key, "", j.text, 0.0, d, "", split) for j in js]
         write_manifest(corpus.manifest(d, split), utts)
         manifests[(d, split)] = utts
     stats = _stats(corpus, manifests, texts, domains, time.perf_counter() - t0, todo, n_proc)

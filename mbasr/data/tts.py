@@ -16,7 +16,8 @@ must be buildable with no network beyond the Debian and PyPI mirrors.
 Every voice is listed in `VOICES`. `TEST_VOICES` are held out of every training set, `TRAIN_VOICES` are
 the rest; no `Voice.speaker` falls on both sides (tests/test_tts.py checks it). Speed and pitch
 jitter go through the engine's own options where it has them (espeak-ng `-s`/`-p`, flite
-`duration_stretch`, festival `Duration_Stretch`), pitch otherwise through `sox pitch`. Output is float32,
+`duration_stretch`, festival `Duration_Stretch`); flite and festival have no pitch option, so their
+output is replayed faster or slower (a resampling: pitch and formants move together). Output is float32,
 16 kHz mono, with leading and trailing silence set to `SILENCE_PAD_S` and peak-normalised to
 `PEAK_LEVEL`; the same arguments always give the same samples.
 """
@@ -48,12 +49,15 @@ PITCH_RANGE = (0.9, 1.1)  # corpus jitter: F0 factor, uniform
 ESPEAK_WPM = 175  # espeak-ng's default rate, scaled by `speed`
 ESPEAK_PITCH_PER_OCTAVE = 75.0  # espeak-ng -p units per octave of F0 (measured: -p 25/50/75: 81/102/131 Hz)
 TIMEOUT_S = 60
+# Keys the corpus's audio cache (with the text, voice, jitter and acoustic condition): set a new value
+# whenever a change here or in acoustics.py alters the samples, so cached audio is made again.
+SYNTHESIS_VERSION = "9d90b5a48f0b5d98"
 
 # engine -> (binaries it needs, Debian packages that provide them)
 ENGINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "espeak-ng": (("espeak-ng",), ("espeak-ng",)),
-    "flite": (("flite", "sox"), ("flite", "sox")),
-    "festival": (("text2wave", "sox"), ("festival", "festvox-kallpc16k", "sox")),
+    "flite": (("flite",), ("flite",)),
+    "festival": (("text2wave",), ("festival", "festvox-kallpc16k")),
 }
 
 
@@ -172,7 +176,6 @@ _VERSION_COMMANDS = {  # binary -> the command that prints its version
     "espeak-ng": ["espeak-ng", "--version"],
     "flite": ["flite", "--version"],
     "text2wave": ["festival", "--version"],
-    "sox": ["sox", "--version"],
 }
 
 
