@@ -1,0 +1,500 @@
+"""Stage 0 of the `tiny` preset: what the paper gets from pretrained releases, made here from scratch.
+
+The paper's encoder (WavLM-Large) and LLM (Llama-3.2-3B-Instruct) were pretrained on general data. The
+tiny preset has no such weights, so it pretrains, on the corpus's `general` pool only (no domain text):
+- a BPE tokenizer on the general text;
+- the encoder with CTC on general speech (training voices; CER measured on held-out voices);
+- the LM on general text, plus "copy" examples in the prompt format: a clean or corrupted general
+  sentence in the speech slot, the clean sentence as the answer. Without them a frozen LM ignores the
+  slot (../shared/NOTES.md): they are the tiny stand-in for an instruction-tuned LLM.
+
+The result is one small checkpoint (`stage0.pt`: encoder and LM weights, tokenizer files, the resolved
+config, the measured targets, and where and how it was made), shipped in the repository so the main job
+starts at stage 1. Rebuild: `python -m mbasr.pretrain --work-dir runs --out mbasr/assets/tiny`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mbasr.config import Config, StageConfig, load_preset
+from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
+from mbasr.data.corpus import DOMAINS, GENERAL, Corpus, general_text, load_split, prepare_corpus
+from mbasr.evaluate import score
+from mbasr.io import atomic_write_bytes, code_version
+from mbasr.model import LLMItem, build_model
+from mbasr.model.encoders import TinyEncoder
+from mbasr.model.llm import load_tokenizer
+from mbasr.model.tokenizer import train_tokenizer
+from mbasr.optim import make_optimizer, make_scheduler
+
+HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
+DEFAULT_STAGE0 = Path(__file__).parent / "assets" / "tiny" / "stage0.pt"
+
+
+def _autocast(device: torch.device):
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+
+
+def _load_waves(utts) -> list[torch.Tensor]:
+    return [torch.from_numpy(sf.read(u.source, dtype="int16")[0]) for u in utts]
+
+
+def _length_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar lengths (little padding), in random order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _pad(waves: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(w) for w in waves])
+    out = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+    for i, w in enumerate(waves):
+        out[i, : len(w)] = w.float() / 32768.0
+    return out.to(device), lengths.to(device)
+
+
+def _augment(
+    wavs: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Speed perturbation (0.9-1.1, one factor a batch) and, half the time, white noise at 15-40 dB SNR:
+    the encoder must generalise to unseen voices and to the targets' channels."""
+    factor = 0.9 + 0.2 * float(torch.rand(1, generator=gen))
+    new_len = int(wavs.shape[1] / factor)
+    wavs = F.interpolate(wavs[:, None], size=new_len, mode="linear", align_corners=False)[:, 0]
+    lengths = (lengths.float() / factor).long().clamp(max=new_len)
+    if float(torch.rand(1, generator=gen)) < 0.5:
+        snr = 15 + 25 * torch.rand(wavs.shape[0], 1, generator=gen)
+        power = wavs.pow(2).mean(1, keepdim=True)
+        noise = torch.randn(wavs.shape, generator=gen) if wavs.device.type == "cpu" else None
+        if noise is None:
+            noise = torch.randn(wavs.shape, device=wavs.device)
+        wavs = wavs + noise.to(wavs.device) * (power / 10 ** (snr.to(wavs.device) / 10)).sqrt()
+    return wavs, lengths
+
+
+def _cer(encoder: TinyEncoder, waves, texts, device, batch_size=32) -> tuple[float, list[str]]:
+    encoder.eval()
+    hyps = []
+    for i in range(0, len(waves), batch_size):
+        w, n = _pad(waves[i : i + batch_size], device)
+        with _autocast(device):
+            hyps += encoder.ctc_greedy(w, n)
+    encoder.train()
+    import jiwer
+
+    return jiwer.cer(list(texts), hyps), hyps
+
+
+def train_encoder(
+    cfg: Config,
+    corpus: Corpus,
+    device: torch.device,
+    stage: StageConfig | None = None,
+    max_minutes: float | None = None,
+) -> dict:
+    """CTC pretraining of the from-scratch encoder on general speech; returns its best state and metrics."""
+    stage = stage or cfg.stage0.encoder
+    torch.manual_seed(cfg.seed)
+    encoder = TinyEncoder(cfg.encoder.scratch).to(device).train()
+    train, dev = load_split(corpus, GENERAL, "train"), load_split(corpus, GENERAL, "dev")
+    t0 = time.perf_counter()
+    train_w, dev_w = _load_waves(train), _load_waves(dev)
+    texts = [u.target for u in train]
+    opt = make_optimizer(encoder.parameters(), stage)
+    sched = make_scheduler(opt, stage)
+    rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    batches: list[list[int]] = []
+    best = {"cer": math.inf, "step": 0, "state": None}
+    curve = []
+    for step in tqdm(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
+        if not batches:
+            batches = _length_batches([len(w) for w in train_w], stage.batch_size, rng)
+        idx = batches.pop()
+        wavs, lengths = _pad([train_w[i] for i in idx], device)
+        wavs, lengths = _augment(wavs, lengths, gen)
+        with _autocast(device):
+            loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if stage.grad_clip:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), stage.grad_clip)
+        opt.step()
+        sched.step()
+        out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
+        if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
+            cer, _ = _cer(encoder, dev_w, [u.target for u in dev], device)
+            curve.append({"step": step + 1, "loss": loss.item(), "dev_cer": cer})
+            tqdm.write(
+                f"encoder step {step + 1}: ctc loss {loss.item():.3f}, held-out-voice CER {100 * cer:.1f}%"
+            )
+            if cer < best["cer"]:
+                best = {
+                    "cer": cer,
+                    "step": step + 1,
+                    "state": {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()},
+                }
+            if out_of_time:
+                tqdm.write(f"encoder: stopped after {step + 1} steps (--max-minutes {max_minutes})")
+                break
+    encoder.load_state_dict(best["state"])
+    cer, hyps = _cer(encoder, dev_w, [u.target for u in dev], device)
+    return {
+        "state": best["state"],
+        "dev_cer": cer,
+        "best_step": best["step"],
+        "steps_done": step + 1,
+        "curve": curve,
+        "examples": [{"ref": u.target, "hyp": h} for u, h in list(zip(dev, hyps, strict=True))[:5]],
+        "seconds": time.perf_counter() - t0,
+        "train_hours": sum(u.duration for u in train) / 3600,
+        "dev_voices": sorted({u.voice for u in dev}),
+    }
+
+
+def _copy_items(sentences: list[str], rng: random.Random) -> list[LLMItem]:
+    """Clean (1/4), paper-corrupted (1/2) or heavily corrupted (1/4) text in the slot, clean answer."""
+    items = []
+    for s in sentences:
+        r = rng.random()
+        text = (
+            s
+            if r < 0.25
+            else corrupt(s, PAPER_CORRUPTION if r < 0.75 else HEAVY_CORRUPTION, rng.randrange(2**31))
+        )
+        items.append(LLMItem(target=s, text=text))
+    return items
+
+
+def _lm_loss(model, tok, sentences: list[str], device) -> torch.Tensor:
+    """Plain next-token loss on BOS + sentence + EOS."""
+    enc = tok(
+        [tok.bos_token + s + tok.eos_token for s in sentences],
+        add_special_tokens=False,
+        return_tensors="pt",
+        padding=True,
+    )
+    ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
+    labels = ids.masked_fill(mask == 0, -100)
+    return model.llm(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+@torch.no_grad()
+def lm_perplexity(model, tok, sentences: list[str], device, batch_size: int = 64) -> float:
+    """Per-token perplexity of plain text (BOS + sentence + EOS) under the LM."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(sentences), batch_size):
+        enc = tok(
+            [tok.bos_token + s + tok.eos_token for s in sentences[i : i + batch_size]],
+            add_special_tokens=False,
+            return_tensors="pt",
+            padding=True,
+        )
+        ids, mask = enc.input_ids.to(device), enc.attention_mask.to(device)
+        logits = model.llm(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        total += float(
+            F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100, reduction="sum")
+        )
+        count += int((target != -100).sum())
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def copy_wer(
+    model,
+    sentences: list[str],
+    corruption: CorruptionConfig | None,
+    device,
+    seed: int = 0,
+    max_new_tokens: int = 64,
+) -> dict:
+    """WER of the LM reproducing `sentences` from the slot (clean text, or corrupted with `corruption`)."""
+    model.eval()
+    hyps = []
+    for i in range(0, len(sentences), 64):
+        chunk = sentences[i : i + 64]
+        items = [
+            LLMItem(target=s, text=s if corruption is None else corrupt(s, corruption, seed + i + j))
+            for j, s in enumerate(chunk)
+        ]
+        with _autocast(device):
+            hyps += model.generate(items, max_new_tokens=max_new_tokens)
+    res = score(sentences, hyps, n_boot=200, seed=seed)
+    return {
+        "wer": res.wer,
+        "ci": [res.ci_low, res.ci_high],
+        "examples": [{"ref": r, "hyp": h} for r, h in list(zip(sentences, hyps, strict=True))[:5]],
+    }
+
+
+def train_lm(
+    cfg: Config,
+    corpus: Corpus,
+    tok,
+    device: torch.device,
+    stage: StageConfig | None = None,
+    eval_n: int = 300,
+    max_minutes: float | None = None,
+) -> dict:
+    """The LM on general text (plain LM loss) + copy examples in the prompt format (answer loss)."""
+    stage = stage or cfg.stage0.lm
+    model = build_model(cfg, tokenizer=tok).to(device)
+    params = model.set_trainable(["llm"])
+    model.train()
+    text = general_text(corpus)
+    dev = [u.target for u in load_split(corpus, GENERAL, "dev")][:eval_n]
+    opt = make_optimizer(params, stage)
+    sched = make_scheduler(opt, stage)
+    rng = random.Random(cfg.seed)
+    t0 = time.perf_counter()
+    curve = []
+    half = max(1, stage.batch_size // 2)
+    best = {"wer": math.inf, "step": 0, "state": None}
+    for step in tqdm(range(stage.steps), desc="stage 0: LM (text + copy)", mininterval=5):
+        plain, copies = rng.sample(text, half), rng.sample(text, half)
+        with _autocast(device):
+            loss_lm = _lm_loss(model, tok, plain, device)
+            loss_copy = model(_copy_items(copies, rng))
+        loss = loss_lm + loss_copy
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if stage.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
+        opt.step()
+        sched.step()
+        out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
+        if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
+            w = copy_wer(model, dev[:100], PAPER_CORRUPTION, device)["wer"]
+            model.train()
+            curve.append(
+                {
+                    "step": step + 1,
+                    "loss_lm": loss_lm.item(),
+                    "loss_copy": loss_copy.item(),
+                    "dev_copy_wer_corrupted": w,
+                }
+            )
+            tqdm.write(
+                f"LM step {step + 1}: lm {loss_lm.item():.3f} copy {loss_copy.item():.3f}; corrupted-copy WER {100 * w:.1f}%"
+            )
+            if w <= best["wer"]:
+                best = {
+                    "wer": w,
+                    "step": step + 1,
+                    "state": {
+                        k: v.detach().cpu().clone()
+                        for k, v in model.llm.get_base_model().state_dict().items()
+                        if "lora_" not in k
+                    },
+                }
+            if out_of_time:
+                tqdm.write(f"LM: stopped after {step + 1} steps (--max-minutes {max_minutes})")
+                break
+    model.llm.get_base_model().load_state_dict(best["state"], strict=False)
+    metrics = {
+        "copy_clean": copy_wer(model, dev, None, device),
+        "copy_corrupted": copy_wer(model, dev, PAPER_CORRUPTION, device),
+        "perplexity": {
+            d: lm_perplexity(model, tok, [u.target for u in load_split(corpus, d, "test")], device)
+            for d in corpus.params["domains"]
+        },
+        "perplexity_general_dev": lm_perplexity(model, tok, dev, device),
+    }
+    return {
+        "state": best["state"],
+        "best_step": best["step"],
+        "curve": curve,
+        "seconds": time.perf_counter() - t0,
+        **metrics,
+    }
+
+
+def _stage0_corpus(preset: str, work_dir, scale: str, seed: int, overrides: dict | None):
+    cfg = load_preset(preset, overrides)
+    if cfg.stage0 is None:
+        raise ValueError(f"preset {preset!r} has no stage0: it loads pretrained weights")
+    # Only the general speech is synthesised: stage 0 never sees a domain's audio.
+    corpus = prepare_corpus(work_dir, scale=scale, seed=seed, domains=DOMAINS, audio_domains=(GENERAL,))
+    return cfg, corpus
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stored in float16 (half the size in the repository; loading casts back to float32)."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def train_part(
+    part: str,
+    preset: str = "tiny",
+    work_dir: str | Path = "runs",
+    scale: str = "default",
+    seed: int = 0,
+    out: str | Path = "stage0-part.pt",
+    device: str | None = None,
+    overrides: dict | None = None,
+    max_minutes: float | None = None,
+) -> Path:
+    """Pretrain one part ("encoder" or "lm") and write it, with its record, to `out`."""
+    cfg, corpus = _stage0_corpus(preset, work_dir, scale, seed, overrides)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    record = {
+        "config": cfg.to_dict(),
+        "code_version": code_version(),
+        "corpus": {"scale": scale, "seed": seed, "content": corpus.params["content"]},
+        "made_on": {
+            "device": torch.cuda.get_device_name(dev)
+            if dev.type == "cuda"
+            else (platform.processor() or "cpu"),
+            "torch": str(torch.__version__),
+        },
+        "command": f"python -m mbasr.pretrain {part} --preset {preset} --scale {scale} --seed {seed}"
+        + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()),
+    }
+    tokenizer = None
+    if part == "encoder":
+        result = train_encoder(cfg, corpus, dev, max_minutes=max_minutes)
+    elif part == "lm":
+        tok_dir = Path(tempfile.mkdtemp(prefix="mbasr_tok_"))
+        train_tokenizer(general_text(corpus), cfg.stage0.tokenizer_vocab_size, tok_dir)
+        tokenizer = {p.name: p.read_text(encoding="utf-8") for p in sorted(tok_dir.iterdir()) if p.is_file()}
+        result = train_lm(cfg, corpus, load_tokenizer(tok_dir), dev, max_minutes=max_minutes)
+    else:
+        raise ValueError(f"part={part!r}: choose 'encoder' or 'lm'")
+    state = _half(result.pop("state"))
+    record[part] = result
+    record = json.loads(json.dumps(record, default=float))  # plain types: loadable with weights_only
+    buf = io.BytesIO()
+    torch.save({"record": record, "state": state, "tokenizer": tokenizer}, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"stage 0 {part} written to {out}")
+    return Path(out)
+
+
+def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path = DEFAULT_STAGE0) -> Path:
+    """One stage-0 checkpoint from the two parts (they must come from the same preset and corpus)."""
+    enc = torch.load(str(encoder_part), map_location="cpu", weights_only=True)
+    lm = torch.load(str(lm_part), map_location="cpu", weights_only=True)
+    for key in ("config", "corpus"):
+        if enc["record"][key] != lm["record"][key]:
+            raise ValueError(f"{encoder_part} and {lm_part} differ in {key!r}: made from different settings")
+    record = {k: v for k, v in lm["record"].items() if k != "lm"}
+    record.update(encoder=enc["record"]["encoder"], lm=lm["record"]["lm"])
+    record["commands"] = [enc["record"]["command"], lm["record"]["command"]]
+    ckpt = {
+        "record": record,
+        "parts": {"encoder": enc["state"], "llm": lm["state"]},
+        "tokenizer": lm["tokenizer"],
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"stage 0 written to {out}")
+    return Path(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["corpus", "encoder", "lm", "merge", "all"])
+    ap.add_argument("parts", nargs="*", help="merge: the encoder and lm part files")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--work-dir", default="runs")
+    ap.add_argument("--scale", default="default")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop a part's training after this long")
+    ap.add_argument(
+        "--set", action="append", default=[], help="preset override KEY=VALUE (stage0.lm.steps=100)"
+    )
+    args = ap.parse_args(argv)
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)} or None
+    common = dict(preset=args.preset, work_dir=args.work_dir, scale=args.scale, seed=args.seed)
+    if args.command == "corpus":
+        _stage0_corpus(args.preset, args.work_dir, args.scale, args.seed, overrides)
+    elif args.command in ("encoder", "lm"):
+        out = args.out or f"stage0-{args.command}.pt"
+        train_part(
+            args.command,
+            **common,
+            out=out,
+            device=args.device,
+            overrides=overrides,
+            max_minutes=args.max_minutes,
+        )
+    elif args.command == "merge":
+        if len(args.parts) != 2:
+            ap.error("merge takes two files: the encoder part and the lm part")
+        merge_parts(*args.parts, out=args.out or DEFAULT_STAGE0)
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            kw = dict(common, device=args.device, overrides=overrides, max_minutes=args.max_minutes)
+            enc = train_part("encoder", **kw, out=Path(d) / "encoder.pt")
+            lm = train_part("lm", **kw, out=Path(d) / "lm.pt")
+            merge_parts(enc, lm, args.out or DEFAULT_STAGE0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def stage0_record(path: str | Path = DEFAULT_STAGE0) -> dict:
+    """What made a stage-0 checkpoint, and its measured targets."""
+    return torch.load(str(path), map_location="cpu", weights_only=True)["record"]
+
+
+def load_stage0(cfg: Config, path: str | Path = DEFAULT_STAGE0):
+    """A SpeechLLM of the tiny preset with its stage-0 encoder, LM and tokenizer (projector and LoRA
+    fresh from `cfg.seed`). The encoder and LM architecture in `cfg` must be the ones pretrained."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no stage-0 checkpoint; build it with `python -m mbasr.pretrain all --out {path}` "
+            "(hours on a CPU, minutes on a GPU: scripts/stage0_gpu.sh)"
+        )
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    made = ckpt["record"]["config"]
+    for section in ("encoder", "llm"):
+        if made[section] != cfg.to_dict()[section]:
+            raise ValueError(
+                f"{path}: pretrained with a different `{section}` section than the preset asks for "
+                f"(checkpoint: {made[section]}, preset: {cfg.to_dict()[section]}); rebuild stage 0 or restore it"
+            )
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in ckpt["tokenizer"].items():
+            (Path(d) / name).write_text(text, encoding="utf-8")
+        tok = load_tokenizer(d)
+    model = build_model(cfg, tokenizer=tok)
+    model.encoder.load_state_dict({k: v.float() for k, v in ckpt["parts"]["encoder"].items()}, strict=True)
+    result = model.llm.get_base_model().load_state_dict(
+        {k: v.float() for k, v in ckpt["parts"]["llm"].items()}, strict=False
+    )
+    missing = [k for k in result.missing_keys if "lora_" not in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{path}: LM keys not loaded: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    return model

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Stage 0 of the tiny preset on a GPU machine (how mbasr/assets/tiny/stage0.pt was made; see RECORD.md).
+# Runs in a checkout; expects the TTS engines installed (or their .deb files in .debs/, unpacked here) and
+# the Python packages of pyproject.toml (or wheels in .whl/). Writes the two parts and the merged
+# checkpoint to $OUT (default: out/). Usage: bash scripts/stage0_gpu.sh [SCALE] [MAX_MINUTES]
+set -euo pipefail
+SCALE="${1:-default}"; MAXMIN="${2:-6}"; OUT="${OUT:-out}"; WORK="${WORK:-/tmp/mbasr-runs}"
+mkdir -p "$OUT"
+if [ -d .debs ] && ! command -v espeak-ng >/dev/null; then
+  for f in .debs/*.deb; do dpkg -x "$f" /; done; ldconfig
+fi
+if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD"
+fi
+export PYTHONUNBUFFERED=1
+start=$(date +%s)
+python3 -m mbasr.pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
+echo "[stage0] corpus ready after $(( $(date +%s) - start )) s"
+OMP_NUM_THREADS=6 python3 -m mbasr.pretrain encoder --scale "$SCALE" --work-dir "$WORK" --out "$OUT/encoder.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/encoder.log" 2>&1 &
+enc=$!
+OMP_NUM_THREADS=6 python3 -m mbasr.pretrain lm --scale "$SCALE" --work-dir "$WORK" --out "$OUT/lm.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/lm.log" 2>&1 &
+lm=$!
+wait $enc; wait $lm
+grep -v "it/s]" "$OUT/encoder.log" | tail -25; grep -v "it/s]" "$OUT/lm.log" | tail -25
+python3 -m mbasr.pretrain merge "$OUT/encoder.pt" "$OUT/lm.pt" --out "$OUT/stage0.pt"
+echo "[stage0] done after $(( $(date +%s) - start )) s"
