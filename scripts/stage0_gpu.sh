@@ -6,7 +6,7 @@
 set -euo pipefail
 SCALE="${1:-default}"; MAXMIN="${2:-6}"; OUT="${OUT:-out}"; WORK="${WORK:-/tmp/mbasr-runs}"
 mkdir -p "$OUT"
-if [ -d .debs ] && ! command -v espeak-ng >/dev/null; then
+if [ -d .debs ] && { ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/wordnet ]; }; then
   for f in .debs/*.deb; do dpkg -x "$f" /; done; ldconfig
 fi
 if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
@@ -14,6 +14,7 @@ if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
   export PYTHONPATH="/tmp/site:$PWD"
 fi
 export PYTHONUNBUFFERED=1
+espeak-ng --version; flite --version | head -1; python3 -c "import mbasr.pretrain, transformers; print(\"transformers\", transformers.__version__)"
 start=$(date +%s)
 python3 -m mbasr.pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
 echo "[stage0] corpus ready after $(( $(date +%s) - start )) s"
