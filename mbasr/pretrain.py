@@ -53,6 +53,15 @@ def _autocast(device: torch.device):
     )
 
 
+def _check_finite(loss: torch.Tensor, part: str, step: int) -> None:
+    # a non-finite loss poisons every weight at the next update: stop, do not train on
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"stage 0 {part}: loss is {loss.item()} at step {step}; lower the learning rate or use float32 "
+            "(the GPU run in bfloat16 gave NaN for the LM: see mbasr/assets/tiny/RECORD.md)"
+        )
+
+
 def _load_waves(utts) -> list[torch.Tensor]:
     return [torch.from_numpy(sf.read(u.source, dtype="int16")[0]) for u in utts]
 
@@ -134,6 +143,7 @@ def train_encoder(
         wavs, lengths = _augment(wavs, lengths, gen)
         with _autocast(device):
             loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx])
+        _check_finite(loss, "encoder", step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if stage.grad_clip:
@@ -277,6 +287,7 @@ def train_lm(
             loss_lm = _lm_loss(model, tok, plain, device)
             loss_copy = model(_copy_items(copies, rng))
         loss = loss_lm + loss_copy
+        _check_finite(loss, "LM", step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if stage.grad_clip:
@@ -395,11 +406,19 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
     """One stage-0 checkpoint from the two parts (they must come from the same preset and corpus)."""
     enc = torch.load(str(encoder_part), map_location="cpu", weights_only=True)
     lm = torch.load(str(lm_part), map_location="cpu", weights_only=True)
-    for key in ("config", "corpus"):
-        if enc["record"][key] != lm["record"][key]:
-            raise ValueError(f"{encoder_part} and {lm_part} differ in {key!r}: made from different settings")
-    record = {k: v for k, v in lm["record"].items() if k != "lm"}
+
+    def arch(rec):  # the parts may have been trained with different stage-0 settings (steps, batch)
+        return {k: v for k, v in rec["config"].items() if k != "stage0"}
+
+    if arch(enc["record"]) != arch(lm["record"]) or enc["record"]["corpus"] != lm["record"]["corpus"]:
+        raise ValueError(f"{encoder_part} and {lm_part} were made for different presets or corpora")
+    record = {k: v for k, v in lm["record"].items() if k not in ("lm", "made_on", "command")}
+    record["config"]["stage0"] = {
+        **lm["record"]["config"]["stage0"],
+        "encoder": enc["record"]["config"]["stage0"]["encoder"],
+    }
     record.update(encoder=enc["record"]["encoder"], lm=lm["record"]["lm"])
+    record["made_on"] = {"encoder": enc["record"]["made_on"], "lm": lm["record"]["made_on"]}
     record["commands"] = [enc["record"]["command"], lm["record"]["command"]]
     ckpt = {
         "record": record,

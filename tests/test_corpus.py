@@ -1,4 +1,4 @@
-"""The corpus at scale "micro": determinism, held-out voices, nested subsets, idempotence, notebook 01."""
+"""The corpus at scale "micro": determinism, held-out voices, nested subsets, idempotence."""
 
 from __future__ import annotations
 
@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import needs_tts
 
 from mbasr.data import tts
 from mbasr.data.corpus import DOMAINS, GENERAL, SCALES, load_split, prepare_corpus
 from mbasr.data.manifest import read_manifest, subset
-
-ROOT = Path(__file__).resolve().parents[1]
-needs_tts = pytest.mark.skipif(
-    not all(tts.check_engines().get(e) for e in ("espeak-ng", "flite")),
-    reason="espeak-ng and flite are needed (sudo apt-get install espeak-ng flite)",
-)
-
-
-@pytest.fixture(scope="session")
-def micro(tmp_path_factory):
-    return prepare_corpus(tmp_path_factory.mktemp("runs"), scale="micro", seed=0, progress=False)
 
 
 @needs_tts
@@ -103,19 +93,3 @@ def test_manifest_round_trip_is_relative(micro):
     row = json.loads(path.read_text().splitlines()[0])
     assert not Path(row["source"]).is_absolute()
     assert read_manifest(path)[0].source == str((path.parent / row["source"]).resolve())
-
-
-@needs_tts
-@pytest.mark.notebook
-def test_notebook_01_runs_headless(micro, tmp_path):
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / "01.ipynb"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "01_data_prep.ipynb"),
-        str(out),
-        parameters={"scale": "micro", "work_dir": str(micro.root.parent.parent)},
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    text = out.read_text()
-    assert "nothing to do" in text and "oov_share_vs_source" in text and "image/png" in text

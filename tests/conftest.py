@@ -1,0 +1,25 @@
+"""Shared fixtures: one micro corpus per test session (about a minute to build)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mbasr.data import tts
+from mbasr.data.corpus import prepare_corpus
+
+HAVE_TTS = all(tts.check_engines().get(e) for e in ("espeak-ng", "flite"))
+needs_tts = pytest.mark.skipif(
+    not HAVE_TTS, reason="espeak-ng and flite are needed (sudo apt-get install espeak-ng flite)"
+)
+
+
+@pytest.fixture(scope="session")
+def micro_work_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def micro(micro_work_dir):
+    if not HAVE_TTS:
+        pytest.skip("espeak-ng and flite are needed (sudo apt-get install espeak-ng flite)")
+    return prepare_corpus(micro_work_dir, scale="micro", seed=0, progress=False)
