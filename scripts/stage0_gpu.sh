@@ -6,15 +6,23 @@
 set -euo pipefail
 SCALE="${1:-default}"; MAXMIN="${2:-6}"; OUT="${OUT:-out}"; WORK="${WORK:-/tmp/mbasr-runs}"
 mkdir -p "$OUT"
-if [ -d .debs ] && { ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/wordnet ]; }; then
-  for f in .debs/*.deb; do dpkg -x "$f" /; done; ldconfig
+if [ -d .debs ] && ! { espeak-ng --version && flite -voice slt -t a -o /dev/null; } >/dev/null 2>&1; then
+  # A private prefix (not /): the engines' libraries must not replace the machine's own.
+  P="${TTS_PREFIX:-/opt/tts}"; mkdir -p "$P/bin"
+  for f in .debs/*.deb; do dpkg -x "$f" "$P"; done
+  L="$P/usr/lib/x86_64-linux-gnu:$P/usr/lib/x86_64-linux-gnu/pulseaudio:$P/lib/x86_64-linux-gnu"
+  for b in espeak-ng flite; do
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s ESPEAK_DATA_PATH=%s exec %s "$@"\n' "$L" "$P/usr/lib/x86_64-linux-gnu" "$P/usr/bin/$b" > "$P/bin/$b"
+    chmod +x "$P/bin/$b"
+  done
+  export PATH="$P/bin:$PATH" WNSEARCHDIR="$P/usr/share/wordnet"
 fi
 if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH="/tmp/site:$PWD"
 fi
 export PYTHONUNBUFFERED=1
-espeak-ng --version; flite --version | head -1; python3 -c "import mbasr.pretrain, transformers; print(\"transformers\", transformers.__version__)"
+espeak-ng --version; (flite --version || true) | head -1; python3 -c "import mbasr.pretrain, transformers; print(\"transformers\", transformers.__version__)"
 start=$(date +%s)
 python3 -m mbasr.pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
 echo "[stage0] corpus ready after $(( $(date +%s) - start )) s"
