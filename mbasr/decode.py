@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr.batching import AUDIO_KINDS, Item
 from mbasr.config import DecodingConfig

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr.batching import KINDS, MixedBatchSampler
 from mbasr.config import Config, StageConfig

@@ -18,7 +18,6 @@ declare -A SYSTEM_PACKAGES=(
   [sox]=/usr/bin/sox
   [wordnet-base]=/usr/share/wordnet/data.noun
   [pocketsphinx-testdata]=/usr/share/pocketsphinx
-  [chromium]=/usr/bin/chromium
 )
 
 missing=()

@@ -7,4 +7,4 @@ source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 ruff check .
 ruff format --check .
-python -m pytest "$@"
+python -m pytest -m "slow or not slow" "$@"

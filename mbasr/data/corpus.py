@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr.data import acoustics, tts
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
@@ -261,7 +261,7 @@ def prepare_corpus(
     with ProcessPoolExecutor(max_workers=n_proc) as ex:
         it = ex.map(_synth_job, all_jobs, chunksize=16)
         for key, dur in tqdm(
-            it, total=len(all_jobs), desc=f"audio ({todo} to synthesise)", disable=not progress
+            it, total=len(all_jobs), desc=f"audio ({todo} to synthesise)", disable=not progress, mininterval=5
         ):
             durations[key] = dur
 

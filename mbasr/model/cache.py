@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr.io import atomic_write_bytes, stable_hash
 from mbasr.model.encoders import SAMPLE_RATE, SpeechEncoder
