@@ -26,3 +26,13 @@ def lr_factor(step: int, stage: StageConfig) -> float:
 
 def make_scheduler(opt: torch.optim.Optimizer, stage: StageConfig) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, stage))
+
+
+def optimizer_step(loss: torch.Tensor, opt, sched, params, grad_clip: float | None) -> None:
+    """Backward, optional gradient clipping, update, schedule: one training step of any stage."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()

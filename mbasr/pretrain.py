@@ -39,7 +39,7 @@ from mbasr.model import LLMItem, build_model
 from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
 from mbasr.model.tokenizer import train_tokenizer
-from mbasr.optim import make_optimizer, make_scheduler
+from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 DEFAULT_STAGE0 = Path(__file__).parent / "assets" / "tiny" / "stage0.pt"
@@ -144,12 +144,7 @@ def train_encoder(
         with _autocast(device):
             loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx])
         _check_finite(loss, "encoder", step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if stage.grad_clip:
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), stage.grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, encoder.parameters(), stage.grad_clip)
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
         if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
             cer, _ = _cer(encoder, dev_w, [u.target for u in dev], device)
@@ -288,12 +283,7 @@ def train_lm(
             loss_copy = model(_copy_items(copies, rng))
         loss = loss_lm + loss_copy
         _check_finite(loss, "LM", step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if stage.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
-        opt.step()
-        sched.step()
+        optimizer_step(loss, opt, sched, params, stage.grad_clip)
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
         if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
             w = copy_wer(model, dev[:100], PAPER_CORRUPTION, device)["wer"]

@@ -46,7 +46,7 @@ from mbasr.data.manifest import Utterance
 from mbasr.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.io import atomic_write_bytes, atomic_write_json, code_version
 from mbasr.model import SpeechLLM, load_trainable, save_trainable
-from mbasr.optim import make_optimizer, make_scheduler
+from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 
 CHECKPOINT, LOG, MODEL, DONE = "checkpoint.pt", "log.jsonl", "model.pt", "done.json"
 # Deterministic cuBLAS needs this before its first use, so it is set on import (a no-op on CPU).
@@ -236,12 +236,7 @@ def train_stage(
                 lr = sched.get_last_lr()[0]
                 with autocast:
                     loss = model(items)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if stage.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
-                opt.step()
-                sched.step()
+                optimizer_step(loss, opt, sched, params, stage.grad_clip)
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(f"{out_dir}: loss is {loss_value} at step {step + 1}")
