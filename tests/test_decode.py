@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from helpers import SMALLER
 
 from mbasr.batching import Item
 from mbasr.config import load_preset
@@ -20,18 +21,6 @@ from mbasr.model.tokenizer import train_tokenizer
 torch.set_num_threads(1)
 
 WORDS = "the bank account balance transfer money card number today please check my claim policy".split()
-SMALLER = {
-    "encoder.dim": 64,
-    "encoder.scratch.d_model": 64,
-    "encoder.scratch.n_layers": 1,
-    "encoder.scratch.d_ff": 128,
-    "projector.hidden": 64,
-    "llm.hidden": 64,
-    "llm.scratch.vocab_size": 400,
-    "llm.scratch.n_layers": 2,
-    "llm.scratch.intermediate": 128,
-    "stage0.tokenizer_vocab_size": 400,
-}
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from transformers import AutoTokenizer, LlamaConfig, WavLMConfig, WhisperConfig
+from helpers import SMALLER, tiny_llama_config
+from transformers import AutoTokenizer, WavLMConfig, WhisperConfig
 
 from mbasr.config import ConfigError, load_preset
 from mbasr.data.manifest import Utterance
@@ -34,21 +35,6 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 10))) for _ in range(n)]
 
 
-# the tiny preset scaled down further, so each test runs in well under a second
-SMALLER = {
-    "encoder.dim": 64,
-    "encoder.scratch.d_model": 64,
-    "encoder.scratch.n_layers": 1,
-    "encoder.scratch.d_ff": 128,
-    "projector.hidden": 64,
-    "llm.hidden": 64,
-    "llm.scratch.vocab_size": 400,
-    "llm.scratch.n_layers": 2,
-    "llm.scratch.intermediate": 128,
-    "stage0.tokenizer_vocab_size": 400,
-}
-
-
 def tiny_whisper_config(max_source_positions: int) -> WhisperConfig:
     """A scaled-down Whisper: d_model 32, one layer; a window of max_source_positions x 20 ms."""
     return WhisperConfig(
@@ -67,20 +53,6 @@ def tiny_whisper_config(max_source_positions: int) -> WhisperConfig:
         bos_token_id=1,
         eos_token_id=2,
         decoder_start_token_id=1,
-    )
-
-
-def tiny_llama_config(vocab: int) -> LlamaConfig:
-    """A scaled-down Llama-3.2: grouped-query attention, tied embeddings, rope theta 5e5."""
-    return LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rope_theta=500000.0,
-        tie_word_embeddings=True,
     )
 
 

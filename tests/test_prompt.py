@@ -7,7 +7,8 @@ import random
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from helpers import tiny_llama_config
+from transformers import AutoTokenizer, LlamaForCausalLM
 
 from mbasr.config import PromptConfig
 from mbasr.model.prompt import IGNORE, PromptBuilder
@@ -60,20 +61,8 @@ def tokenizer(tok_dir):
 
 
 def small_llama(vocab: int, hidden: int = 48) -> LlamaForCausalLM:
-    """A scaled-down Llama-3.2-like config: GQA, tied embeddings, large rope theta."""
     torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        rope_theta=500000.0,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(cfg)
+    return LlamaForCausalLM(tiny_llama_config(vocab, hidden))
 
 
 def setups(tok_dir):
