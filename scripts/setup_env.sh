@@ -15,7 +15,6 @@ EXTRAS="${MBASR_EXTRAS:-dev,workflow,site}"
 declare -A SYSTEM_PACKAGES=(
   [espeak-ng]=/usr/bin/espeak-ng
   [flite]=/usr/bin/flite
-  [sox]=/usr/bin/sox
   [wordnet-base]=/usr/share/wordnet/data.noun
   [pocketsphinx-testdata]=/usr/share/pocketsphinx
 )

@@ -1,15 +1,15 @@
 """environment.yml (conda) and pyproject.toml (pip) must name the same Python dependencies."""
 
 import re
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's
 CONDA_TO_PYPI = {"pytorch": "torch", "pysoundfile": "soundfile"}
-SYSTEM_ONLY = {"python", "pip", "espeak-ng", "sox", "quarto"}
+SYSTEM_ONLY = {"python", "pip", "espeak-ng", "flite", "quarto"}
 
 
 def _name(spec: str) -> str:
