@@ -335,3 +335,13 @@ def test_loss_equals_the_llm_loss_with_labels(model):
             labels=b.labels,
         ).loss
         assert torch.allclose(model(items), ref, atol=1e-6)
+
+
+def test_relative_local_path_is_found_from_another_directory(tmp_path, monkeypatch):
+    from mbasr.model.hub import REPO_ROOT, resolve_source
+
+    monkeypatch.chdir(tmp_path)  # as papermill runs a notebook from notebooks/
+    assert resolve_source("some/hub-id", "mbasr/presets", "llm") == (str(REPO_ROOT / "mbasr/presets"), True)
+    assert resolve_source("some/hub-id", "no/such/folder", "llm") == ("some/hub-id", False)
+    with pytest.raises(FileNotFoundError, match="llm.local_path"):
+        resolve_source(None, "no/such/folder", "llm")

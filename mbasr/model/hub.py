@@ -8,11 +8,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def resolve_source(hub_id: str | None, local_path: str | None, what: str) -> tuple[str, bool]:
-    """(source, is_local): `local_path` when that folder exists, else `hub_id`; fails naming `what`."""
-    if local_path and Path(local_path).is_dir():
-        return str(local_path), True
+    """(source, is_local): `local_path` when that folder exists, else `hub_id`; fails naming `what`.
+    A relative `local_path` is looked up in the working directory, then in the repository root (so a
+    notebook run from notebooks/ finds `weights/...` too)."""
+    if local_path:
+        for folder in (Path(local_path), REPO_ROOT / local_path):  # an absolute path: both the same
+            if folder.is_dir():
+                return str(folder), True
     if hub_id:
         return hub_id, False
     raise FileNotFoundError(f"{what}.local_path: folder {local_path!r} not found and {what}.hub_id is null")
