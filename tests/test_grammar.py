@@ -1,10 +1,18 @@
 """The grammar engine: syntax, built-in number slots, validation messages, determinism."""
 
 import random
+import re
 
 import pytest
 
-from mbasr.data.grammar import Grammar, GrammarError, generate_sentences, load_grammar, number_words
+from mbasr.data.grammar import (
+    GRAMMAR_DIR,
+    Grammar,
+    GrammarError,
+    generate_sentences,
+    load_grammar,
+    number_words,
+)
 
 
 def _g(templates, slots=None):
@@ -58,3 +66,31 @@ def test_lexicon_file_and_determinism(tmp_path):
     (tmp_path / "bad.yaml").write_text('domain: t\ntemplates: ["{x}"]\nslots:\n  x: "@missing.txt"\n')
     with pytest.raises(GrammarError, match="bad.yaml: slot 'x' names lexicon"):
         load_grammar(tmp_path / "bad.yaml")
+
+
+# Lexicon files each grammar may use, and what their entries may hold. Banking callers are the source's
+# population (names, cities, streets), so banking may use source lexicons; source and banking entries
+# may carry grammar syntax ({slot}); the far targets' lists (from WordNet) are plain words.
+LEXICON_RULES = {
+    "source": (("source_",), r"[a-z' {}_]+"),
+    "banking": (("source_", "banking_"), r"[a-z' {}_]+"),
+    "agriculture": (("agriculture_",), r"[a-z']+( [a-z']+)*"),
+    "musical_instruments": (("musical_instruments_",), r"[a-z']+( [a-z']+)*"),
+}
+
+
+@pytest.mark.parametrize("domain", sorted(LEXICON_RULES))
+def test_lexicons_say_where_they_come_from(domain):
+    prefixes, pattern = LEXICON_RULES[domain]
+    text = (GRAMMAR_DIR / f"{domain}.yaml").read_text(encoding="utf-8")
+    files = re.findall(r'"@(\.\./lexicons/[\w.]+)"', text)
+    assert files, f"{domain}.yaml uses no lexicon file"
+    for rel in files:
+        path = (GRAMMAR_DIR / rel).resolve()
+        assert path.name.startswith(prefixes), f"{path}: not a lexicon {domain} may use ({prefixes})"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert lines[0].startswith("# "), f"{path}: line 1 must say where the list comes from"
+        entries = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+        assert len(entries) == len(set(entries)), f"{path}: duplicate entries"
+        bad = [ln for ln in entries if not re.fullmatch(pattern, ln)]
+        assert not bad, f"{path}: entries outside {pattern} {bad[:3]}"

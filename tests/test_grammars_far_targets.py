@@ -53,19 +53,3 @@ def test_far_from_source(sentences, domain):
     # target test text (the last 2,000 drawn) against source training text (the first 6,000 drawn)
     share = oov_share(sentences[domain][-2000:], source[:6000])
     assert share >= 0.10, f"{domain}: OOV share versus source is {share:.1%}; a far target needs >= 10%"
-
-
-@pytest.mark.parametrize("domain", FAR)
-def test_lexicons_say_where_they_come_from(domain):
-    text = (GRAMMAR_DIR / f"{domain}.yaml").read_text(encoding="utf-8")
-    files = re.findall(r'"@(\.\./lexicons/[\w.]+)"', text)
-    assert files, f"{domain}.yaml uses no lexicon file"
-    for rel in files:
-        path = (GRAMMAR_DIR / rel).resolve()
-        assert path.name.startswith(f"{domain}_"), f"{path}: not a {domain} lexicon"
-        lines = path.read_text(encoding="utf-8").splitlines()
-        assert lines[0].startswith("# "), f"{path}: line 1 must say where the list comes from"
-        entries = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
-        assert len(entries) == len(set(entries)), f"{path}: duplicate entries"
-        bad = [ln for ln in entries if not re.fullmatch(r"[a-z']+( [a-z']+)*", ln)]
-        assert not bad, f"{path}: entries that are not plain lower-case words {bad[:3]}"

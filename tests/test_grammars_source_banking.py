@@ -57,21 +57,3 @@ def test_banking_is_near_but_not_identical_to_source(sentences):
     source_train = sentences["source"][n_test + n_dev : n_test + n_dev + n_train]
     share = oov_share(sentences["banking"][:2000], source_train)
     assert 0.01 < share < 0.10, f"banking OOV share versus source is {share:.1%}; aim for 3-8%"
-
-
-@pytest.mark.parametrize("domain", ["source", "banking"])
-def test_lexicons_say_where_they_come_from(domain):
-    text = (GRAMMAR_DIR / f"{domain}.yaml").read_text(encoding="utf-8")
-    files = re.findall(r'"@(\.\./lexicons/[\w.]+)"', text)
-    assert files, f"{domain}.yaml uses no lexicon file"
-    for rel in files:
-        path = (GRAMMAR_DIR / rel).resolve()
-        lines = path.read_text(encoding="utf-8").splitlines()
-        assert lines[0].startswith("# "), f"{path}: line 1 must say where the list comes from"
-        entries = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
-        assert len(entries) == len(set(entries)), f"{path}: duplicate entries"
-        # entries are spoken text, optionally with grammar syntax ({slot})
-        bad = [ln for ln in entries if not re.fullmatch(r"[a-z' {}_]+", ln)]
-        assert not bad, f"{path}: entries outside [a-z' ] {bad[:3]}"
-        # banking callers are the source's population (names, cities, streets): source lexicons allowed
-        assert path.name.startswith(("source_", f"{domain}_")), f"{path}: not a {domain} or source lexicon"
