@@ -28,11 +28,17 @@ def make_scheduler(opt: torch.optim.Optimizer, stage: StageConfig) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, stage))
 
 
-def optimizer_step(loss: torch.Tensor, opt, sched, params, grad_clip: float | None) -> None:
-    """Backward, optional gradient clipping, update, schedule: one training step of any stage."""
+def optimizer_step(loss: torch.Tensor, opt, sched, params, grad_clip: float | None) -> bool:
+    """Backward, optional gradient clipping, update, schedule: one training step of any stage. With
+    clipping, a step whose gradient norm is not finite is skipped (as AMP's grad scaler does) rather than
+    poisoning every weight; returns whether the update was made."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if not torch.isfinite(norm):
+            opt.zero_grad(set_to_none=True)
+            return False
     opt.step()
     sched.step()
+    return True

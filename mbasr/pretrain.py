@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from mbasr.config import Config, StageConfig, load_preset
 from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
-from mbasr.data.corpus import DOMAINS, GENERAL, Corpus, general_text, load_split, prepare_corpus
+from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, general_text, load_split, prepare_corpus
 from mbasr.evaluate import score
 from mbasr.io import atomic_write_bytes, code_version
 from mbasr.model import LLMItem, build_model
@@ -45,12 +45,13 @@ HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 DEFAULT_STAGE0 = Path(__file__).parent / "assets" / "tiny" / "stage0.pt"
 
 
-def _autocast(device: torch.device):
-    return (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
+def _autocast(device: torch.device, bf16: bool = True):
+    """bfloat16 autocast on a GPU for the encoder; the LM trains in float32 (TF32 matmuls): in bfloat16
+    its loss went NaN on an H200 (mbasr/assets/tiny/RECORD.md)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    return torch.autocast("cpu", enabled=False)
 
 
 def _check_finite(loss: torch.Tensor, part: str, step: int) -> None:
@@ -134,7 +135,7 @@ def train_encoder(
     rng, gen = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     batches: list[list[int]] = []
     best = {"cer": math.inf, "step": 0, "state": None}
-    curve = []
+    curve, skipped = [], 0
     for step in tqdm(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
         if not batches:
             batches = _length_batches([len(w) for w in train_w], stage.batch_size, rng)
@@ -142,9 +143,9 @@ def train_encoder(
         wavs, lengths = _pad([train_w[i] for i in idx], device)
         wavs, lengths = _augment(wavs, lengths, gen)
         with _autocast(device):
-            loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx])
+            loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx], augment=gen)
         _check_finite(loss, "encoder", step)
-        optimizer_step(loss, opt, sched, encoder.parameters(), stage.grad_clip)
+        skipped += not optimizer_step(loss, opt, sched, encoder.parameters(), stage.grad_clip)
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
         if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
             cer, _ = _cer(encoder, dev_w, [u.target for u in dev], device)
@@ -168,12 +169,34 @@ def train_encoder(
         "dev_cer": cer,
         "best_step": best["step"],
         "steps_done": step + 1,
+        "skipped_steps": skipped,
         "curve": curve,
         "examples": [{"ref": u.target, "hyp": h} for u, h in list(zip(dev, hyps, strict=True))[:5]],
         "seconds": time.perf_counter() - t0,
         "train_hours": sum(u.duration for u in train) / 3600,
         "dev_voices": sorted({u.voice for u in dev}),
     }
+
+
+def lm_text(corpus: Corpus, exclude: set[str] = frozenset()) -> list[str]:
+    """What the LM is pretrained on: the general text and the source domain's training transcripts,
+    minus any sentence in `exclude` (the dev and test sets it must never see). The source text stands
+    in for the everyday, customer-service talk a real LLM has read plenty of (the paper's source is a
+    call centre); no target-domain sentence is included, so the targets stay unfamiliar to it."""
+    source = [u.target for u in load_split(corpus, SOURCE, "train")]
+    held_out = set(exclude)
+    for split in ("dev", "test"):
+        held_out |= {u.target for u in load_split(corpus, SOURCE, split)}
+    return [s for s in general_text(corpus) + source if s not in held_out]
+
+
+def _held_out_elsewhere(work_dir, seed: int, scale: str) -> set[str]:
+    """Source dev/test sentences of the main job's corpus ("default" scale, same seed): when stage 0 runs
+    on a larger corpus, its source training text must not contain them."""
+    if scale in ("default", "micro"):  # the same corpus, or a test one
+        return set()
+    other = prepare_corpus(work_dir, scale="default", seed=seed, audio_domains=(), progress=False)
+    return {u.target for split in ("dev", "test") for u in load_split(other, SOURCE, split)}
 
 
 def _copy_items(sentences: list[str], rng: random.Random) -> list[LLMItem]:
@@ -243,7 +266,7 @@ def copy_wer(
             LLMItem(target=s, text=s if corruption is None else corrupt(s, corruption, seed + i + j))
             for j, s in enumerate(chunk)
         ]
-        with _autocast(device):
+        with _autocast(device, bf16=False):
             hyps += model.generate(items, max_new_tokens=max_new_tokens)
     res = score(sentences, hyps, n_boot=200, seed=seed)
     return {
@@ -261,29 +284,31 @@ def train_lm(
     stage: StageConfig | None = None,
     eval_n: int = 300,
     max_minutes: float | None = None,
+    text: list[str] | None = None,
 ) -> dict:
-    """The LM on general text (plain LM loss) + copy examples in the prompt format (answer loss)."""
+    """The LM on general and source text (`lm_text`; plain LM loss) + copy examples of its sentences in
+    the prompt format (answer loss)."""
     stage = stage or cfg.stage0.lm
     model = build_model(cfg, tokenizer=tok).to(device)
     params = model.set_trainable(["llm"])
     model.train()
-    text = general_text(corpus)
+    text = text if text is not None else lm_text(corpus)
     dev = [u.target for u in load_split(corpus, GENERAL, "dev")][:eval_n]
     opt = make_optimizer(params, stage)
     sched = make_scheduler(opt, stage)
     rng = random.Random(cfg.seed)
     t0 = time.perf_counter()
-    curve = []
+    curve, skipped = [], 0
     half = max(1, stage.batch_size // 2)
     best = {"wer": math.inf, "step": 0, "state": None}
     for step in tqdm(range(stage.steps), desc="stage 0: LM (text + copy)", mininterval=5):
         plain, copies = rng.sample(text, half), rng.sample(text, half)
-        with _autocast(device):
+        with _autocast(device, bf16=False):
             loss_lm = _lm_loss(model, tok, plain, device)
             loss_copy = model(_copy_items(copies, rng))
         loss = loss_lm + loss_copy
         _check_finite(loss, "LM", step)
-        optimizer_step(loss, opt, sched, params, stage.grad_clip)
+        skipped += not optimizer_step(loss, opt, sched, params, stage.grad_clip)
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
         if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
             w = copy_wer(model, dev[:100], PAPER_CORRUPTION, device)["wer"]
@@ -325,6 +350,8 @@ def train_lm(
     return {
         "state": best["state"],
         "best_step": best["step"],
+        "steps_done": step + 1,
+        "skipped_steps": skipped,
         "curve": curve,
         "seconds": time.perf_counter() - t0,
         **metrics,
@@ -377,9 +404,11 @@ def train_part(
         result = train_encoder(cfg, corpus, dev, max_minutes=max_minutes)
     elif part == "lm":
         tok_dir = Path(tempfile.mkdtemp(prefix="mbasr_tok_"))
-        train_tokenizer(general_text(corpus), cfg.stage0.tokenizer_vocab_size, tok_dir)
+        text = lm_text(corpus, _held_out_elsewhere(work_dir, seed, scale))
+        train_tokenizer(text, cfg.stage0.tokenizer_vocab_size, tok_dir)
         tokenizer = {p.name: p.read_text(encoding="utf-8") for p in sorted(tok_dir.iterdir()) if p.is_file()}
-        result = train_lm(cfg, corpus, load_tokenizer(tok_dir), dev, max_minutes=max_minutes)
+        result = train_lm(cfg, corpus, load_tokenizer(tok_dir), dev, max_minutes=max_minutes, text=text)
+        result["text_sentences"] = len(text)
     else:
         raise ValueError(f"part={part!r}: choose 'encoder' or 'lm'")
     state = _half(result.pop("state"))

@@ -61,7 +61,7 @@ SCALES: dict[str, dict] = {
         "source": (12000, 500, 800),
         "target": (6000, 500, 800),
         "general_words": 1_400_000,
-        "general_speech": (7200, 400),
+        "general_speech": (10800, 400),  # 12 h: what the tiny encoder is pretrained on (stage 0)
     },
 }
 _DATA_ROOT = GRAMMAR_DIR.parent

@@ -96,6 +96,33 @@ class LogMel(nn.Module):
         return (x - mean) / (var + 1e-5).sqrt() * m, n
 
 
+def spec_augment(
+    x: torch.Tensor,
+    n: torch.Tensor,
+    gen: torch.Generator,
+    freq_masks: int = 2,
+    max_freq: int = 15,
+    time_share: float = 0.1,
+    max_time: int = 20,
+) -> torch.Tensor:
+    """SpecAugment (Park et al., 2019) on normalised log-mel (B, T, n_mels): `freq_masks` bands of up to
+    `max_freq` bins, and time masks of up to `max_time` frames covering about `time_share` of the real
+    frames, set to 0 (the per-utterance mean). Regularises an encoder trained on few voices."""
+    B, T, M = x.shape
+    keep = torch.ones(B, T, M)
+    for b in range(B):
+        for _ in range(freq_masks):
+            w = int(torch.randint(0, max_freq + 1, (1,), generator=gen))
+            f0 = int(torch.randint(0, max(1, M - w), (1,), generator=gen))
+            keep[b, :, f0 : f0 + w] = 0
+        frames = int(n[b])
+        for _ in range(int(frames * time_share / max_time * 2) + 1):
+            w = int(torch.randint(0, max_time + 1, (1,), generator=gen))
+            t0 = int(torch.randint(0, max(1, frames - w), (1,), generator=gen))
+            keep[b, t0 : t0 + w] = 0
+    return x * keep.to(x.device)
+
+
 def sinusoids(T: int, d: int, device: torch.device) -> torch.Tensor:
     """(T, d) sinusoidal position encodings."""
     pos = torch.arange(T, device=device, dtype=torch.float32)[:, None]
@@ -136,8 +163,12 @@ class TinyEncoder(SpeechEncoder):
     def arch(self) -> dict:
         return {"scratch": vars(self.cfg)}
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wavs: torch.Tensor, lengths: torch.Tensor, augment: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x, n = self.mel(wavs, lengths)  # (B, T0, n_mels), (B,)
+        if augment is not None:
+            x = spec_augment(x, n, augment)
         x = F.gelu(self.conv1(x.transpose(1, 2)))  # (B, D, T1), T1 = ceil(T0 / 2)
         n = (n - 1) // 2 + 1
         x = x * lengths_mask(n, x.shape[2])[:, None, :]  # padding frames stay 0 for conv2
@@ -155,8 +186,15 @@ class TinyEncoder(SpeechEncoder):
         flat = torch.tensor([i for s in ids for i in s], dtype=torch.long)
         return flat, torch.tensor([len(s) for s in ids])
 
-    def ctc_loss(self, wavs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        feats, n = self(wavs, lengths)
+    def ctc_loss(
+        self,
+        wavs: torch.Tensor,
+        lengths: torch.Tensor,
+        texts: list[str],
+        augment: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """CTC loss; with a generator `augment`, SpecAugment masks are drawn from it (stage 0)."""
+        feats, n = self(wavs, lengths, augment)
         logp = self.ctc_head(feats).log_softmax(-1).transpose(0, 1)  # (T, B, V + 1)
         targets, target_lengths = self.ctc_targets(texts)
         return F.ctc_loss(logp, targets, n, target_lengths, blank=0, zero_infinity=True)

@@ -40,6 +40,9 @@ def scratch_llama(cfg: ScratchLLMConfig, hidden: int, tokenizer) -> LlamaForCaus
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    # Eager attention: as fast as SDPA at these sizes on CPU, and its masked rows stay finite on a GPU
+    # (the left-padded stage-0 LM went NaN with SDPA in bfloat16 on an H200).
+    config._attn_implementation = "eager"
     return LlamaForCausalLM(config)
 
 

@@ -1,0 +1,82 @@
+"""Stage 0 of the tiny preset (mbasr/pretrain.py) at micro scale: both parts train a few steps, merge
+into one checkpoint that load_stage0 turns into a model; SpecAugment and the skipped-step guard."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mbasr.config import load_preset
+from mbasr.model.encoders import TinyEncoder, spec_augment
+from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.pretrain import load_stage0, merge_parts, stage0_record, train_part
+
+from conftest import needs_tts
+from helpers import SMALLER as MICRO
+
+FEW_STEPS = {
+    **MICRO,
+    "stage0.encoder.steps": 2,
+    "stage0.encoder.batch_size": 4,
+    "stage0.encoder.eval_every": 2,
+    "stage0.lm.steps": 2,
+    "stage0.lm.batch_size": 4,
+    "stage0.lm.eval_every": 2,
+}
+
+
+def test_spec_augment_masks_bands_and_spans_within_real_frames():
+    x = torch.ones(2, 200, 80)
+    n = torch.tensor([200, 100])
+    out = spec_augment(x, n, torch.Generator().manual_seed(0), max_freq=15, max_time=20)
+    assert out.shape == x.shape
+    masked = (out == 0).float()
+    assert 0 < masked[0].mean() < 0.6  # something, not everything
+    # a masked frequency band is masked in every frame
+    band = masked[0].all(0)
+    assert band.any() and band.sum() <= 2 * 15
+    # the same generator seed gives the same masks
+    again = spec_augment(x, n, torch.Generator().manual_seed(0), max_freq=15, max_time=20)
+    assert torch.equal(out, again)
+
+
+def test_encoder_augments_only_when_given_a_generator():
+    cfg = load_preset("tiny", MICRO)
+    enc = TinyEncoder(cfg.encoder.scratch).eval()
+    wav, n = torch.randn(1, 16000) * 0.1, torch.tensor([16000])
+    a, _ = enc(wav, n)
+    assert torch.equal(a, enc(wav, n)[0])
+    b, _ = enc(wav, n, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, b)
+
+
+def test_optimizer_step_skips_a_non_finite_gradient():
+    cfg = load_preset("tiny")
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = make_optimizer([w], cfg.stage0.lm)
+    sched = make_scheduler(opt, cfg.stage0.lm)
+    assert not optimizer_step((w * float("nan")).sum(), opt, sched, [w], grad_clip=1.0)
+    assert torch.equal(w.detach(), torch.ones(3))
+    assert optimizer_step((w * 2).sum(), opt, sched, [w], grad_clip=1.0)
+    assert not torch.equal(w.detach(), torch.ones(3))
+
+
+@needs_tts
+@pytest.mark.slow
+def test_stage0_parts_merge_and_load(micro, micro_work_dir, tmp_path):
+    """Two steps per part on the session's micro corpus: the plumbing, not the quality."""
+    kw = dict(work_dir=micro_work_dir, scale="micro", seed=0, overrides=FEW_STEPS, device="cpu")
+    enc = train_part("encoder", out=tmp_path / "enc.pt", **kw)
+    lm = train_part("lm", out=tmp_path / "lm.pt", **kw)
+    out = merge_parts(enc, lm, tmp_path / "stage0.pt")
+    rec = stage0_record(out)
+    assert rec["encoder"]["steps_done"] == 2 and rec["encoder"]["skipped_steps"] == 0
+    assert 0 <= rec["encoder"]["dev_cer"] and rec["encoder"]["dev_voices"]
+    assert rec["lm"]["steps_done"] == 2
+    assert set(rec["lm"]["perplexity"]) == {"source", "banking", "agriculture", "musical_instruments"}
+    assert 0 <= rec["lm"]["copy_clean"]["wer"]
+    assert len(rec["commands"]) == 2 and rec["code_version"]
+    model = load_stage0(load_preset("tiny", FEW_STEPS), out)
+    assert model.encoder.state_dict()["norm.weight"].dtype == torch.float32
+    with pytest.raises(ValueError, match="different `llm` section"):
+        load_stage0(load_preset("tiny", {**FEW_STEPS, "llm.scratch.n_layers": 3}), out)
