@@ -135,7 +135,8 @@ def _run(
             f"`python -m mbasr.pretrain all --out {stage0_path}` or pass stage0=<path>"
         )
     identity = {
-        "config": cfg.to_dict(),
+        # stage 2 and the deviations' wording do not change the base model: adaptation settings may vary
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in ("stage2", "deviations")},
         "corpus": corpus.root.name,
         "source_domain": source_domain,
         "stage0": file_hash(stage0_path) if cfg.stage0 is not None else None,

@@ -89,3 +89,85 @@ def plot_wer(table, ax=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+# colour-blind-safe (Okabe-Ito) colours of the systems, used by every comparison figure
+SYSTEM_COLOURS = {
+    "base": "#7f7f7f",
+    "text-only": "#E69F00",
+    "text_only": "#E69F00",
+    "mixed batch": "#0072B2",
+    "mixed": "#0072B2",
+    "standard fine-tuning": "#D55E00",
+    "asr": "#D55E00",
+}
+
+
+def plot_systems(table, ax=None, title: str | None = None):
+    """Grouped bars of WER (%) with 95% CI whiskers: one group per test set (`domain`), one bar per
+    `system`, from a table with columns system, domain, wer, ci_low, ci_high (fractions)."""
+    import matplotlib.pyplot as plt
+
+    systems = list(dict.fromkeys(table["system"]))
+    domains = list(dict.fromkeys(table["domain"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2 + 1.1 * len(systems) * len(domains), 3.8), layout="constrained")
+    width = 0.8 / len(systems)
+    for j, sname in enumerate(systems):
+        sub = table[table["system"] == sname].set_index("domain")
+        xs, ws, errs = [], [], [[], []]
+        for i, d in enumerate(domains):
+            if d in sub.index:
+                w = 100 * sub.loc[d, "wer"]
+                xs.append(i + (j - (len(systems) - 1) / 2) * width)
+                ws.append(w)
+                errs[0].append(w - 100 * sub.loc[d, "ci_low"])
+                errs[1].append(100 * sub.loc[d, "ci_high"] - w)
+        colour = SYSTEM_COLOURS.get(sname, f"C{j}")
+        ax.bar(xs, ws, width, yerr=errs, color=colour, capsize=3, label=sname)
+        for x, w in zip(xs, ws, strict=True):
+            ax.annotate(
+                f"{w:.1f}", (x, w), textcoords="offset points", xytext=(0, 3), ha="center", fontsize="x-small"
+            )
+    ax.set_xticks(range(len(domains)), [f"{d.replace('_', ' ')} test" for d in domains])
+    ax.set_ylabel("WER (%)")
+    ax.legend(frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def plot_forgetting(table, paper=None, ax=None, title: str | None = None):
+    """Figure 3 of the paper: each system's source-test WER (x) against its target-test WER (y), with 95%
+    CIs both ways; `table` has columns system, source_wer, source_low, source_high, target_wer,
+    target_low, target_high (fractions). `paper` (optional): the paper's points, columns system,
+    source_wer, target_wer (in %), drawn hollow."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+    for j, row in enumerate(table.itertuples()):
+        colour = SYSTEM_COLOURS.get(row.system, f"C{j}")
+        x, y = 100 * row.source_wer, 100 * row.target_wer
+        ax.errorbar(
+            x,
+            y,
+            xerr=[[x - 100 * row.source_low], [100 * row.source_high - x]],
+            yerr=[[y - 100 * row.target_low], [100 * row.target_high - y]],
+            fmt="o",
+            color=colour,
+            capsize=3,
+            label=f"{row.system} (ours)",
+        )
+    if paper is not None:
+        for j, row in enumerate(paper.itertuples()):
+            colour = SYSTEM_COLOURS.get(row.system, f"C{j}")
+            ax.plot(
+                row.source_wer, row.target_wer, "s", mfc="none", color=colour, label=f"{row.system} (paper)"
+            )
+    ax.set_xlabel("source-domain test WER (%)  (forgetting: further right)")
+    ax.set_ylabel("target-domain test WER (%)")
+    ax.legend(frameon=False, fontsize="small", ncols=2)
+    if title:
+        ax.set_title(title)
+    return ax.figure

@@ -17,6 +17,7 @@ declare -A SYSTEM_PACKAGES=(
   [flite]=/usr/bin/flite
   [wordnet-base]=/usr/share/wordnet/data.noun
   [pocketsphinx-testdata]=/usr/share/pocketsphinx
+  [chromium]=/usr/bin/chromium          # the site's browser tests (tests/test_browser.py)
 )
 
 missing=()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import needs_tts
+from helpers import SMALLER as MICRO
 
 from mbasr.config import load_preset
 from mbasr.model.encoders import TinyEncoder, spec_augment
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 from mbasr.pretrain import load_stage0, merge_parts, stage0_record, train_part
-
-from conftest import needs_tts
-from helpers import SMALLER as MICRO
 
 FEW_STEPS = {
     **MICRO,

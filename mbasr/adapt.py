@@ -1,0 +1,455 @@
+"""Stage 2 on demand (PAPER.md "System", stage 2; "Mixed batch"): adapt the base model's LoRA to a target
+domain with one strategy, evaluate it, and write its result record. What notebooks 04-08 call.
+
+    res = adapt("tiny", target_domain="banking", strategy="mixed", p=0.2)   # trains or finds the run
+    res.wer_table()                  # WER with its CI on every evaluated set
+    model, cfg = res.load_model()    # the adapted SpeechLLM (eval mode)
+
+Strategies (mbasr/batching.py): "text_only" (p = 0: corrupted target text + the three source
+components), "mixed" (0 < p <= 1: a share p of the target items served as audio), "asr" (standard LoRA
+fine-tuning on the share p of the target audio only). The base model is the one of `mbasr.base` with the
+same preset, seed, scale and source domain: built first when missing.
+
+A run lives in `work_dir/adapt/<run_id>-<hash>/` (the hash covers the base model, the stage-2 config and
+the strategy): `stage2/` (log, checkpoint, model; mbasr/train.py: killed runs resume), `eval/<domain>_<split>
+.jsonl|.json` (per utterance and summary; each evaluation is skipped when it exists, so asking later for
+the source test set as well only decodes that), `record.json`. The record is also written to
+`results_dir` (default `work_dir/results/`) as `<run_id>.json` (mbasr/results.py's schema).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mbasr.base import base_model, load_base
+from mbasr.batching import MixedBatchSampler
+from mbasr.config import Config, load_preset
+from mbasr.data.corpus import Corpus, load_split
+from mbasr.decode import SlotInputs, evaluate
+from mbasr.evaluate import read_alignments
+from mbasr.grid import NOTEBOOKS
+from mbasr.io import atomic_write_json, code_version, stable_hash
+from mbasr.model import SpeechLLM, load_trainable
+from mbasr.model.cache import encode_cached
+from mbasr.results import make_record, run_id_for, write_record
+from mbasr.train import LOG, MODEL, train_stage
+
+STRATEGIES = ("text_only", "mixed", "asr")
+RECORD = "record.json"
+
+
+@dataclass
+class AdaptResult:
+    """An adaptation run: its folder and its result record."""
+
+    run_dir: Path
+    record: dict[str, Any]
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "stage2" / LOG
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / "stage2" / MODEL
+
+    def wer(self, domain: str, split: str = "test") -> dict[str, Any]:
+        for e in self.record["eval"]:
+            if e["domain"] == domain and e["split"] == split:
+                return e
+        have = [(e["domain"], e["split"]) for e in self.record["eval"]]
+        raise KeyError(f"{self.run_dir}: no evaluation on {domain} {split}; have {have}")
+
+    def wer_table(self):
+        """One row per evaluated set: WER, its 95% CI and sizes, as fractions."""
+        import pandas as pd
+
+        cols = ["domain", "split", "wer", "ci_low", "ci_high", "n_utts", "n_words"]
+        return pd.DataFrame(self.record["eval"])[cols].set_index(["domain", "split"])
+
+    def examples(self, domain: str | None = None, split: str = "test", n: int = 5):
+        """The first `n` utterances of a set (default: the target test set): reference and hypothesis."""
+        import pandas as pd
+
+        domain = domain or self.record["target_domain"]
+        rows = read_alignments(self.wer(domain, split)["alignments"])[:n]
+        return pd.DataFrame(
+            [
+                {"key": r["key"], "reference": r["ref_raw"], "hypothesis": r["hyp_raw"], "wer": r["wer"]}
+                for r in rows
+            ]
+        )
+
+    def load_model(self, device: str | None = None) -> tuple[SpeechLLM, Config]:
+        """The adapted model (base model + this run's LoRA), frozen, in eval mode, and its config."""
+        rec = self.record
+        model, _, _ = load_base(**_base_kwargs(rec["params"]), device=device, progress=False)
+        cfg = stage2_config(rec["params"])
+        load_trainable(model, self.model_path, cfg)
+        model.set_trainable(())
+        return model.eval(), cfg
+
+
+def _base_kwargs(params: dict) -> dict:
+    return {
+        k: params[k]
+        for k in ("preset", "work_dir", "seed", "scale", "source_domain", "overrides", "stage0")
+        if k in params
+    } | {"steps": params.get("base_steps")}
+
+
+def stage2_config(params: dict) -> Config:
+    """The preset with the run's overrides, seed, and stage-2 `steps` / `lr` when given."""
+    over = dict(params.get("overrides") or {}) | {"seed": params["seed"]}
+    if params.get("steps"):
+        over.update({"stage2.steps": int(params["steps"]), "stage2.epochs": None})
+    if params.get("lr"):
+        over["stage2.lr"] = float(params["lr"])
+    return load_preset(params["preset"], over)
+
+
+def _check(strategy: str, p: float, tau: float) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"strategy={strategy!r}: choose one of {STRATEGIES} (p = 0 without adaptation is the base model)"
+        )
+    if strategy == "text_only" and p != 0:
+        raise ValueError(
+            f"strategy='text_only' with p={p}: text-only adaptation uses no target audio; set p=0"
+        )
+    if strategy in ("mixed", "asr") and not 0 < p <= 1:
+        raise ValueError(f"strategy={strategy!r} with p={p}: the target audio share p must lie in (0, 1]")
+    if strategy != "asr" and not 0 < tau < 1:
+        raise ValueError(f"tau={tau}: the target share of a batch must lie in (0, 1) (paper: 0.5)")
+
+
+def adapt(
+    preset: str = "tiny",
+    work_dir: str | Path = "runs",
+    seed: int = 0,
+    scale: str = "default",
+    source_domain: str = "source",
+    target_domain: str = "banking",
+    strategy: str = "mixed",
+    p: float = 0.2,
+    tau: float = 0.5,
+    steps: int | None = None,
+    lr: float | None = None,
+    eval_source: bool = False,
+    eval_dev: bool = False,
+    base_steps: int | None = None,
+    overrides: dict | None = None,
+    stage0: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    notebook: str = "",
+    executed_notebook: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> AdaptResult:
+    """Adapt (or find) and evaluate one run; see the module docstring.
+
+    `p`: share of the target training utterances available as audio (nested subsets, mbasr.data.manifest
+    .subset); `tau`: target share of each batch (mixed, text_only; the paper's 0.5), so the target-text
+    share is tau_t = (1 - p) * tau; `steps`, `lr`: stage 2's (None: the preset's); `eval_source`: also the
+    source test set (forgetting, Figure 3); `eval_dev`: also the target dev set (learning-rate search:
+    choose on dev, never on test); `base_steps`, `overrides`, `stage0`: as for the base model."""
+    _check(strategy, p, tau)
+    t_all = time.perf_counter()
+    params = {
+        "preset": preset,
+        "work_dir": str(work_dir),
+        "seed": seed,
+        "scale": scale,
+        "source_domain": source_domain,
+        "target_domain": target_domain,
+        "strategy": strategy,
+        "p": float(p),
+        "tau": float(tau) if strategy != "asr" else None,
+        "steps": steps,
+        "lr": lr,
+        "eval_source": eval_source,
+        "eval_dev": eval_dev,
+        "base_steps": base_steps,
+        "overrides": overrides or {},
+        "stage0": None if stage0 is None else str(stage0),
+    }
+    work_dir = Path(work_dir)
+    timings: dict[str, Any] = {}
+    t = time.perf_counter()
+    base = base_model(**_base_kwargs(params), device=device, progress=progress)  # trained when missing
+    timings["base_s"] = round(time.perf_counter() - t, 3)
+    if target_domain == source_domain or target_domain not in base.result["test_sets"]:
+        raise ValueError(
+            f"target_domain={target_domain!r}: choose one of the corpus's targets "
+            f"{[d for d in base.result['test_sets'] if d != source_domain]}"
+        )
+    cfg = stage2_config(params)
+    tau_t = None if strategy == "asr" else round((1.0 - p) * tau, 6)
+    run_id = run_id_for(strategy, preset, scale, seed, target_domain, p, params["tau"], _extra(params))
+    identity = {
+        "base": base.run_dir.name,
+        "stage2": cfg.to_dict()["stage2"],
+        "lora": cfg.to_dict()["lora"],
+        "strategy": strategy,
+        "p": float(p),
+        "tau": params["tau"],
+        "target_domain": target_domain,
+    }
+    run_dir = work_dir / "adapt" / f"{run_id}-{stable_hash(identity, 8)}"
+    corpus = Corpus(Path(base.result["corpus"]["root"]), base.result["corpus"]["params"])
+    source_train = load_split(corpus, source_domain, "train")
+    target_train = load_split(corpus, target_domain, "train")
+    want = [(target_domain, "test")]
+    want += [(source_domain, "test")] if eval_source else []
+    want += [(target_domain, "dev")] if eval_dev else []
+    todo = [(d, s) for d, s in want if not (run_dir / "eval" / f"{d}_{s}.json").exists()]
+    trained = (run_dir / "stage2" / "done.json").exists()
+
+    results_dir = Path(results_dir) if results_dir else work_dir / "results"
+    if trained and not todo and (run_dir / RECORD).exists():  # nothing to do: the record as it was made
+        record = json.loads((run_dir / RECORD).read_text())
+        if not (results_dir / f"{run_id}.json").exists():
+            write_record(record, results_dir)
+        return AdaptResult(run_dir, record)
+    model, _, _ = load_base(**_base_kwargs(params), device=device, progress=progress)
+    slots: SlotInputs | None = None  # made below, once the features of the sampler's audio are known
+    sampler = MixedBatchSampler(
+        source_train if strategy != "asr" else None,
+        target_train,
+        strategy,
+        p=p,
+        tau=tau if strategy != "asr" else 0.5,
+        batch_size=cfg.stage2.batch_size,
+        seed=seed,
+        projector_text=lambda utt: slots.projector_text(utt),
+    )
+    # what the slot needs: the training audio (source audio and the target's audio subset) unless trained,
+    # and every set still to be evaluated
+    needed = [] if trained else list(sampler.audio_subset) + (source_train if strategy != "asr" else [])
+    evals = {(d, s): load_split(corpus, d, s) for d, s in todo}
+    needed += [u for utts in evals.values() for u in utts]
+    t = time.perf_counter()
+    feats = encode_cached(model.encoder, needed, work_dir / "cache", progress=progress) if needed else {}
+    timings["encode_s"] = round(time.perf_counter() - t, 3)
+    slots = SlotInputs(model, feats)
+
+    t = time.perf_counter()
+    train = train_stage(
+        model,
+        cfg,
+        cfg.stage2,
+        sampler,
+        slots,
+        run_dir / "stage2",
+        progress=progress,
+        desc=f"stage 2: {strategy}",
+    )
+    timings["train_s"] = round(time.perf_counter() - t, 3)
+    timings["eval_s"] = {}
+    for (d, s), utts in evals.items():
+        t = time.perf_counter()
+        evaluate(
+            model,
+            utts,
+            slots,
+            cfg.decoding,
+            out_path=run_dir / "eval" / f"{d}_{s}.jsonl",
+            seed=seed,
+            precision=cfg.precision,
+            progress=progress,
+        )
+        timings["eval_s"][f"{d}_{s}"] = round(time.perf_counter() - t, 3)
+
+    # every evaluation of this run so far (an earlier call may have made others)
+    entries = []
+    for summary in sorted((run_dir / "eval").glob("*.json")):
+        d, s = summary.stem.rsplit("_", 1)
+        w = json.loads(summary.read_text())
+        entries.append(
+            {
+                "domain": d,
+                "split": s,
+                "wer": w["wer"],
+                "ci_low": w["ci_low"],
+                "ci_high": w["ci_high"],
+                "n_utts": w["n_utts"],
+                "n_words": w.get("n_words"),
+                "alignments": str(summary.with_suffix(".jsonl")),
+            }
+        )
+    entries.sort(key=lambda e: (e["domain"] != target_domain, e["split"] != "test", e["domain"]))
+    timings["total_s"] = round(time.perf_counter() - t_all, 3)
+    record = make_record(
+        run_id=run_id,
+        experiment=strategy,
+        notebook=notebook or NOTEBOOKS[strategy],
+        executed_notebook=executed_notebook,
+        preset=preset,
+        scale=scale,
+        seed=seed,
+        source_domain=source_domain,
+        target_domain=target_domain,
+        p=float(p),
+        tau=params["tau"],
+        tau_t=tau_t,
+        steps=train["steps"],
+        lr=cfg.stage2.lr,
+        params=params,
+        config=cfg.to_dict(),
+        code_version=code_version(),
+        seconds={"train": train["seconds"], **_flat(timings)},
+        model_path=str(run_dir / "stage2" / MODEL),
+        eval=entries,
+        audio_subset={
+            "utterances": len(sampler.audio_subset),
+            "hours": round(sum(u.duration for u in sampler.audio_subset) / 3600, 4),
+        },
+        base_run=str(base.run_dir),
+    )
+    atomic_write_json(run_dir / RECORD, record)
+    write_record(record, results_dir)
+    return AdaptResult(run_dir, record)
+
+
+def _extra(params: dict) -> tuple[str, ...]:
+    """Run-id parts for settings away from the defaults (so such runs get their own record)."""
+    out = []
+    if params.get("source_domain", "source") != "source":
+        out.append(f"src_{params['source_domain']}")
+    if params.get("steps"):
+        out.append(f"steps{int(params['steps'])}")
+    if params.get("lr"):
+        out.append(f"lr{float(params['lr']):g}")
+    if params.get("base_steps"):
+        out.append(f"base{int(params['base_steps'])}")
+    return tuple(out)
+
+
+def _flat(timings: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in timings.items():
+        if isinstance(v, dict):
+            out.update({f"eval_{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k.removesuffix("_s")] = v
+    return out
+
+
+def base_record(
+    preset: str = "tiny",
+    work_dir: str | Path = "runs",
+    seed: int = 0,
+    scale: str = "default",
+    source_domain: str = "source",
+    base_steps: int | None = None,
+    overrides: dict | None = None,
+    stage0: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    notebook: str = "03_base_model.ipynb",
+    executed_notebook: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """The base model's result record (p = 0 of standard fine-tuning: every test set), written to
+    `results_dir`; trains the base model first if needed."""
+    res = base_model(
+        preset, work_dir, seed, scale, source_domain, base_steps, overrides, stage0, progress=progress
+    )
+    r = res.result
+    entries = [
+        {
+            "domain": d,
+            "split": "test",
+            **{k: r["wer"][d][k] for k in ("wer", "ci_low", "ci_high", "n_utts")},
+            "n_words": r["wer"][d].get("n_words"),
+            "alignments": r["paths"]["alignments"][d],
+        }
+        for d in r["test_sets"]
+    ]
+    record = make_record(
+        run_id=run_id_for(
+            "base",
+            preset,
+            scale,
+            seed,
+            extra=_extra({"source_domain": source_domain, "base_steps": base_steps}),
+        ),
+        experiment="base",
+        notebook=notebook,
+        executed_notebook=executed_notebook,
+        preset=preset,
+        scale=scale,
+        seed=seed,
+        source_domain=source_domain,
+        target_domain=None,
+        p=0.0,
+        tau=None,
+        tau_t=None,
+        steps=r["train"]["steps"],
+        lr=r["config"]["stage1"]["lr"],
+        params=r["params"],
+        config=r["config"],
+        code_version=r["code_version"],
+        seconds={"train": r["train"]["seconds"]},
+        model_path=r["paths"]["model"],
+        eval=entries,
+    )
+    write_record(record, Path(results_dir) if results_dir else Path(work_dir) / "results")
+    return record
+
+
+def _base_entry(base, domain: str) -> dict[str, Any]:
+    w = base.result["wer"][domain]
+    return {k: w[k] for k in ("wer", "ci_low", "ci_high", "n_utts")}
+
+
+def compare(systems: dict[str, Any], domains: list[str]):
+    """WER with CI of several systems (name -> AdaptResult or mbasr.base.BaseResult) on the test sets of
+    `domains`: one row per (system, domain), in the given order (a system that was not evaluated on a
+    domain is left out)."""
+    import pandas as pd
+
+    rows = []
+    for name, res in systems.items():
+        for d in domains:
+            if isinstance(res, AdaptResult):
+                try:
+                    e = res.wer(d)
+                except KeyError:
+                    continue
+                w = {k: e[k] for k in ("wer", "ci_low", "ci_high", "n_utts")}
+            else:
+                w = _base_entry(res, d)
+            rows.append({"system": name, "domain": d, **w})
+    return pd.DataFrame(rows)
+
+
+def side_by_side(res: AdaptResult, base, n: int = 5, domain: str | None = None):
+    """The first `n` test utterances of `domain` (default: the target): reference, base model hypothesis
+    and adapted hypothesis, with each one's word errors."""
+    import pandas as pd
+
+    domain = domain or res.record["target_domain"]
+    ours = {r["key"]: r for r in read_alignments(res.wer(domain)["alignments"])}
+    theirs = read_alignments(base.result["paths"]["alignments"][domain])
+    rows = []
+    for r in theirs:
+        if r["key"] in ours and len(rows) < n:
+            a = ours[r["key"]]
+            rows.append(
+                {
+                    "reference": r["ref_raw"],
+                    "base model": r["hyp_raw"],
+                    "base errors": _errors(r),
+                    "adapted": a["hyp_raw"],
+                    "adapted errors": _errors(a),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _errors(row: dict) -> int:
+    return row["subs"] + row["ins"] + row["dels"]
