@@ -125,3 +125,26 @@ def test_bad_arguments():
         A.apply_condition(x, "reverb", 0)
     with pytest.raises(ValueError, match="1-D"):
         A.apply_condition(np.zeros((10, 2)), "clean", np.random.default_rng(0))
+
+
+def test_biquad_is_butterworth():
+    from scipy.signal import butter
+
+    for btype, f in [("lowpass", 0.4), ("lowpass", 1234.5), ("highpass", 20.0), ("lowpass", 2999.0)]:
+        sr = 100 if f < 1 else SR
+        want = butter(2, f, btype=btype, fs=sr, output="sos")
+        assert np.allclose(A._biquad(btype, f, sr), want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="btype"):
+        A._biquad("bandpass", 100.0, SR)
+
+
+def test_smooth_noise_is_slow():
+    c = A._smooth_noise(8 * SR, np.random.default_rng(0), SR, 0.5)
+    assert len(c) == 8 * SR and abs(rms(c) - 1.0) < 1e-6 and abs(c.mean()) < 1e-9
+    assert band_db(c, 0, 5.0) > -1  # nearly all its energy below 5 Hz
+    with pytest.raises(ValueError, match="cutoff_hz"):
+        A._smooth_noise(SR, np.random.default_rng(0), SR, 50.0)
+
+
+def test_every_condition_has_a_cache_version():
+    assert set(A.CONDITION_VERSIONS) == set(A.CONDITIONS)

@@ -53,9 +53,13 @@ def test_rebuild_is_a_noop(micro, capsys):
 
 
 @needs_tts
-def test_same_seed_same_text_and_audio(micro, tmp_path):
+def test_same_seed_same_text_and_audio(micro, tmp_path, capsys):
     """A fresh build of the source domain alone, one process, gives the same sentences and samples."""
-    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=False)
+    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=True)
+    n = sum(x["utterances"] for x in other.stats["splits"])  # source and general speech
+    out = capsys.readouterr().out  # the build's figure: time, utterances, hours, processes, CPU
+    assert f"with 1 process: {n} utterances" in out and " h of audio" in out and "s user +" in out
+    assert set(other.stats["build_cpu_seconds"]) == {"user", "sys"}
     a, b = load_split(micro, "source", "test"), load_split(other, "source", "test")
     assert [u.target for u in a] == [u.target for u in b]
     assert [u.voice for u in a] == [u.voice for u in b]
@@ -93,3 +97,37 @@ def test_manifest_round_trip_is_relative(micro):
     row = json.loads(path.read_text().splitlines()[0])
     assert not Path(row["source"]).is_absolute()
     assert read_manifest(path)[0].source == str((path.parent / row["source"]).resolve())
+
+
+@needs_tts
+def test_unreadable_cache_file_is_made_again(micro, tmp_path):
+    """Cache files are written without a per-file fsync; one a crash left empty is synthesised again."""
+    from mbasr.data.corpus import _plan_audio, _synth_job
+
+    job = _plan_audio("source", "test", ["check my balance please"], tts.TEST_VOICES, "clean", 0, tmp_path)[0]
+    Path(job.path).parent.mkdir(parents=True)
+    Path(job.path).write_bytes(b"")
+    key, dur = _synth_job(job)
+    assert key == job.key and dur > 0.5
+    assert abs(__import__("soundfile").info(job.path).duration - dur) < 1e-3
+    assert _synth_job(job) == (key, pytest.approx(dur, abs=1e-3))  # now read from the cache
+
+
+def test_condition_version_keys_only_its_audio(tmp_path, monkeypatch):
+    """Changing one acoustic condition makes only that condition's audio again (new cache paths)."""
+    from mbasr.data import acoustics
+    from mbasr.data.corpus import _plan_audio
+
+    def paths():
+        return {
+            c: [
+                j.path
+                for j in _plan_audio("source", "train", ["a b c", "d e f"], tts.TRAIN_VOICES, c, 0, tmp_path)
+            ]
+            for c in acoustics.CONDITIONS
+        }
+
+    before = paths()
+    monkeypatch.setitem(acoustics.CONDITION_VERSIONS, "reverb", "changed")
+    after = paths()
+    assert {c for c in acoustics.CONDITIONS if before[c] != after[c]} == {"reverb"}

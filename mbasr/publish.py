@@ -1,0 +1,65 @@
+"""Copy the results of a workflow run into the folder the report site renders (`results/` at the root,
+committed so a reader can render the site without training; a rerun replaces it):
+
+    python -m mbasr.publish runs results      # then: python -m mbasr.report results && smalldocs render
+
+`<work_dir>/results/*.json` (the records, validated) -> `records/`, `results.csv` and `claims.json` as they
+are, `<work_dir>/notebooks/*.ipynb` -> `notebooks/`. Notebooks that the pages embed by a fixed name
+(01_data_prep, 03_base_model's run, 07_forgetting, 08_modality_gap: the grid names them with their
+parameters) are also saved under that name, from the first seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from mbasr.results import read_records
+
+CANONICAL = ("01_data_prep", "02_corruption", "07_forgetting", "08_modality_gap")
+
+
+def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int]:
+    work_dir, dest = Path(work_dir), Path(dest)
+    src = work_dir / "results"
+    for need in ("results.csv", "claims.json"):
+        if not (src / need).exists():
+            raise FileNotFoundError(
+                f"{src / need}: missing; run the workflow (snakemake -s workflow/Snakefile) first"
+            )
+    records = read_records(src)  # validates every record before anything is replaced
+    for sub in ("records", "notebooks"):
+        shutil.rmtree(dest / sub, ignore_errors=True)
+        (dest / sub).mkdir(parents=True)
+    for rec in records:
+        shutil.copy2(src / f"{rec['run_id']}.json", dest / "records" / f"{rec['run_id']}.json")
+    for name in ("results.csv", "claims.json"):
+        shutil.copy2(src / name, dest / name)
+    notebooks = sorted((work_dir / "notebooks").glob("*.ipynb"))
+    for nb in notebooks:
+        shutil.copy2(nb, dest / "notebooks" / nb.name)
+    for prefix in CANONICAL:
+        first = next((nb for nb in notebooks if nb.name.startswith(prefix + "-")), None)
+        if first is not None:
+            shutil.copy2(first, dest / "notebooks" / f"{prefix}.ipynb")
+    base = next((nb for nb in notebooks if nb.stem.endswith("-base")), None)
+    if base is not None:
+        shutil.copy2(base, dest / "notebooks" / "03_base_model.ipynb")
+    return {"records": len(records), "notebooks": len(notebooks)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mbasr.publish", description=__doc__.split("\n\n")[0])
+    ap.add_argument("work_dir", help="the workflow's work_dir (holds results/ and notebooks/)")
+    ap.add_argument("dest", nargs="?", default="results", help="the site's results folder (default: results)")
+    args = ap.parse_args(argv)
+    n = publish(args.work_dir, args.dest)
+    print(
+        f"[publish] {n['records']} records and {n['notebooks']} notebooks from {args.work_dir} to {args.dest}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
