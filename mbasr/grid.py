@@ -145,7 +145,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 Job(
                     f"08_modality_gap-{t}-p{_num(p)}-s{seed}",
                     "08_modality_gap.ipynb",
-                    dict(common, target_domain=t, p=p, tau=tau),
+                    dict(common, target_domain=t, p=p, tau=tau, steps=steps, lr=lr, base_steps=base_steps),
                     needs,
                 )
             )

@@ -41,7 +41,7 @@ def _micro_grid(tmp_path: Path) -> Path:
         targets=["banking"],
         p=[0.5],
         tau_t_sweep=None,
-        modality_gap=None,
+        modality_gap={"target": "banking", "p": 0.5},
         forgetting={"target": "banking", "p": 0.5},
         steps=2,
         base_steps=2,
@@ -81,6 +81,7 @@ def test_micro_grid_runs_end_to_end_and_resumes(tmp_path):
     published = tmp_path / "results"
     assert (published / "notebooks" / "01_data_prep.ipynb").exists()
     assert (published / "notebooks" / "07_forgetting.ipynb").exists()
+    assert (published / "notebooks" / "08_modality_gap.ipynb").exists()
     assert len(list((published / "records").glob("*.json"))) == len(records)
     assert list((published / "figures").glob("*.svg")) or list((published / "figures").glob("*.png"))
     # nothing changed: nothing to do
