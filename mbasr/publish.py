@@ -37,14 +37,15 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
     for name in ("results.csv", "claims.json"):
         shutil.copy2(src / name, dest / name)
     notebooks = sorted((work_dir / "notebooks").glob("*.ipynb"))
-    for nb in notebooks:
-        shutil.copy2(nb, dest / "notebooks" / nb.name)
-    for prefix in CANONICAL:
+    names = {nb: nb.name for nb in notebooks}
+    for prefix in CANONICAL:  # the first seed's copy goes under the fixed name only (01 holds audio: MBs)
         first = next((nb for nb in notebooks if nb.name.startswith(prefix + "-")), None)
         if first is not None:
-            shutil.copy2(first, dest / "notebooks" / f"{prefix}.ipynb")
+            names[first] = f"{prefix}.ipynb"
+    for nb, name in names.items():
+        shutil.copy2(nb, dest / "notebooks" / name)
     base = next((nb for nb in notebooks if nb.stem.endswith("-base")), None)
-    if base is not None:
+    if base is not None:  # small: also under its run id, which its record names
         shutil.copy2(base, dest / "notebooks" / "03_base_model.ipynb")
     return {"records": len(records), "notebooks": len(notebooks)}
 

@@ -30,6 +30,7 @@ import pandas as pd
 from mbasr.io import atomic_write_json, atomic_write_text, code_version
 
 SCHEMA_ID = "mbasr.result/1"
+CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.claims), not a record
 EXPERIMENTS = ("base", "text_only", "asr", "mixed")
 COLUMNS = (
     "run_id",
@@ -257,12 +258,15 @@ def write_record(rec: dict[str, Any], results_dir: str | Path) -> Path:
 
 
 def read_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every record of `results_dir` (its `*.json`, sorted by name), each validated."""
+    """Every record of `results_dir` (its `*.json` but the claims file that the workflow writes beside
+    them, sorted by name), each validated."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"{results_dir}: no such results folder")
     recs = []
     for path in sorted(results_dir.glob("*.json")):
+        if path.name == CLAIMS_FILE:
+            continue
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:

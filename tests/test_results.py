@@ -167,6 +167,12 @@ def test_read_records_names_the_bad_file(tmp_path):
         read_records(tmp_path)
 
 
+def test_read_records_skips_the_claims_file_beside_them(tmp_path):
+    write_record(make_record(**_fields()), tmp_path)
+    (tmp_path / "claims.json").write_text(json.dumps([{"claim": 1, "verdict": "held"}]))
+    assert len(read_records(tmp_path)) == 1
+
+
 def test_write_record_validates_first_and_leaves_no_temp_files(tmp_path, monkeypatch):
     rec = make_record(**_fields())
     with pytest.raises(ValueError, match="field p"):
