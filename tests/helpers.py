@@ -1,5 +1,7 @@
 """Small model settings shared by the model, prompt and decoding tests."""
 
+import random
+
 from transformers import LlamaConfig
 
 # the tiny preset scaled down further, so each test runs in well under a second
@@ -30,3 +32,12 @@ def tiny_llama_config(vocab: int, hidden: int = 48) -> LlamaConfig:
         rope_theta=500000.0,
         tie_word_embeddings=True,
     )
+
+
+# a small closed vocabulary: test tokenizers trained on it cover every word
+WORDS = "the bank account balance transfer money card number today please check my claim policy".split()
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(n)]

@@ -4,11 +4,10 @@ similar lengths, the hallucination guard applied before scoring, slot inputs for
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
-from helpers import SMALLER
+from helpers import SMALLER, sentences
 
 from mbasr.batching import Item
 from mbasr.config import load_preset
@@ -19,13 +18,6 @@ from mbasr.model import LLMItem, build_model
 from mbasr.model.tokenizer import train_tokenizer
 
 torch.set_num_threads(1)
-
-WORDS = "the bank account balance transfer money card number today please check my claim policy".split()
-
-
-def sentences(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,13 @@ for other vectors, the embedding map's frame is shared, deterministic and of the
 from __future__ import annotations
 
 import copy
-import random
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import SMALLER
+from helpers import SMALLER, sentences
 
 from mbasr.config import DecodingConfig, load_preset
 from mbasr.data.manifest import Utterance
@@ -35,13 +34,6 @@ from mbasr.model.tokenizer import train_tokenizer
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)
-
-WORDS = "the bank account balance transfer money card number today please check my claim policy".split()
-
-
-def sentences(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
