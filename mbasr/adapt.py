@@ -35,7 +35,7 @@ from mbasr.grid import NOTEBOOKS
 from mbasr.io import atomic_write_json, code_version, stable_hash
 from mbasr.model import SpeechLLM, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.results import make_record, run_id_for, write_record
+from mbasr.results import eval_entry, make_record, run_id_for, write_record
 from mbasr.train import LOG, MODEL, train_stage
 
 STRATEGIES = ("text_only", "mixed", "asr")
@@ -268,19 +268,7 @@ def adapt(
     entries = []
     for summary in sorted((run_dir / "eval").glob("*.json")):
         d, s = summary.stem.rsplit("_", 1)
-        w = json.loads(summary.read_text())
-        entries.append(
-            {
-                "domain": d,
-                "split": s,
-                "wer": w["wer"],
-                "ci_low": w["ci_low"],
-                "ci_high": w["ci_high"],
-                "n_utts": w["n_utts"],
-                "n_words": w.get("n_words"),
-                "alignments": str(summary.with_suffix(".jsonl")),
-            }
-        )
+        entries.append(eval_entry(d, s, json.loads(summary.read_text()), summary.with_suffix(".jsonl")))
     entries.sort(key=lambda e: (e["domain"] != target_domain, e["split"] != "test", e["domain"]))
     timings["total_s"] = round(time.perf_counter() - t_all, 3)
     record = make_record(
@@ -359,16 +347,7 @@ def base_record(
         preset, work_dir, seed, scale, source_domain, base_steps, overrides, stage0, progress=progress
     )
     r = res.result
-    entries = [
-        {
-            "domain": d,
-            "split": "test",
-            **{k: r["wer"][d][k] for k in ("wer", "ci_low", "ci_high", "n_utts")},
-            "n_words": r["wer"][d].get("n_words"),
-            "alignments": r["paths"]["alignments"][d],
-        }
-        for d in r["test_sets"]
-    ]
+    entries = [eval_entry(d, "test", r["wer"][d], r["paths"]["alignments"][d]) for d in r["test_sets"]]
     record = make_record(
         run_id=run_id_for(
             "base",
