@@ -118,6 +118,7 @@ class Stage0Config:
     """Pretraining of the from-scratch parts (`tiny` only): tokenizer, CTC encoder, language model."""
 
     tokenizer_vocab_size: int
+    channel_augment: bool  # random generic channels in encoder training (mbasr/augment.py)
     encoder: StageConfig
     lm: StageConfig
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mbasr import augment
 from mbasr.config import Config, StageConfig, load_preset
 from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, general_text, load_split, prepare_corpus
@@ -84,14 +85,18 @@ def _pad(waves: list[torch.Tensor], device) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _augment(
-    wavs: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator
+    wavs: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator, channels: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Speed perturbation (0.9-1.1, one factor a batch) and, half the time, white noise at 15-40 dB SNR:
-    the encoder must generalise to unseen voices and to the targets' channels."""
+    """Speed perturbation (0.9-1.1, one factor a batch), then either generic random channels
+    (`mbasr.augment.channel`: band limits, rooms, coloured noise) or, half the time, white noise at 15-40
+    dB SNR (how the first stage-0 encoder was trained): the encoder must generalise to unseen voices and
+    to channels it never heard."""
     factor = 0.9 + 0.2 * float(torch.rand(1, generator=gen))
     new_len = int(wavs.shape[1] / factor)
     wavs = F.interpolate(wavs[:, None], size=new_len, mode="linear", align_corners=False)[:, 0]
     lengths = (lengths.float() / factor).long().clamp(max=new_len)
+    if channels:
+        return augment.channel(wavs, lengths, gen), lengths
     if float(torch.rand(1, generator=gen)) < 0.5:
         snr = 15 + 25 * torch.rand(wavs.shape[0], 1, generator=gen)
         power = wavs.pow(2).mean(1, keepdim=True)
@@ -121,11 +126,16 @@ def train_encoder(
     device: torch.device,
     stage: StageConfig | None = None,
     max_minutes: float | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> dict:
-    """CTC pretraining of the from-scratch encoder on general speech; returns its best state and metrics."""
+    """CTC pretraining of the from-scratch encoder on general speech; returns its best state and metrics.
+    `init`: an encoder state to continue from (e.g. to add channel augmentation to a trained encoder)."""
     stage = stage or cfg.stage0.encoder
     torch.manual_seed(cfg.seed)
-    encoder = TinyEncoder(cfg.encoder.scratch).to(device).train()
+    encoder = TinyEncoder(cfg.encoder.scratch)
+    if init is not None:
+        encoder.load_state_dict({k: v.float() for k, v in init.items()}, strict=True)
+    encoder = encoder.to(device).train()
     train, dev = load_split(corpus, GENERAL, "train"), load_split(corpus, GENERAL, "dev")
     t0 = time.perf_counter()
     train_w, dev_w = _load_waves(train), _load_waves(dev)
@@ -141,7 +151,7 @@ def train_encoder(
             batches = _length_batches([len(w) for w in train_w], stage.batch_size, rng)
         idx = batches.pop()
         wavs, lengths = _pad([train_w[i] for i in idx], device)
-        wavs, lengths = _augment(wavs, lengths, gen)
+        wavs, lengths = _augment(wavs, lengths, gen, channels=cfg.stage0.channel_augment)
         with _autocast(device):
             loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx], augment=gen)
         _check_finite(loss, "encoder", step)
@@ -176,6 +186,20 @@ def train_encoder(
         "train_hours": sum(u.duration for u in train) / 3600,
         "dev_voices": sorted({u.voice for u in dev}),
     }
+
+
+def encoder_cer_by_domain(
+    encoder: TinyEncoder, corpus: Corpus, split: str = "test", n: int = 100, device=None
+) -> dict[str, float]:
+    """CTC greedy CER of a stage-0 encoder on the first `n` utterances of each domain's `split`
+    (held-out voices, each domain in its own acoustic condition): how much of each condition survives
+    the encoder. Stage 2 cannot bring back what the frozen encoder lost."""
+    device = device or torch.device("cpu")
+    out = {}
+    for domain in (d for d in corpus.params["domains"] if d != GENERAL):
+        utts = load_split(corpus, domain, split)[:n]
+        out[domain], _ = _cer(encoder, _load_waves(utts), [u.target for u in utts], device)
+    return out
 
 
 def lm_text(corpus: Corpus, exclude: set[str] = frozenset()) -> list[str]:
@@ -382,8 +406,10 @@ def train_part(
     device: str | None = None,
     overrides: dict | None = None,
     max_minutes: float | None = None,
+    init: str | Path | None = None,
 ) -> Path:
-    """Pretrain one part ("encoder" or "lm") and write it, with its record, to `out`."""
+    """Pretrain one part ("encoder" or "lm") and write it, with its record, to `out`. `init` (encoder
+    only): a part file or stage-0 checkpoint whose encoder the training continues from."""
     cfg, corpus = _stage0_corpus(preset, work_dir, scale, seed, overrides)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     record = {
@@ -397,11 +423,21 @@ def train_part(
             "torch": str(torch.__version__),
         },
         "command": f"python -m mbasr.pretrain {part} --preset {preset} --scale {scale} --seed {seed}"
+        + (f" --init {init}" if init else "")
         + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()),
     }
+    if init is not None and part != "encoder":
+        raise ValueError(f"init={init}: only the encoder part can continue from a checkpoint")
     tokenizer = None
     if part == "encoder":
-        result = train_encoder(cfg, corpus, dev, max_minutes=max_minutes)
+        start = _read_part(init, "encoder") if init else None
+        if start is not None:
+            kept = ("dev_cer", "best_step", "steps_done", "seconds", "train_hours", "corpus")
+            prior = start["record"].get("encoder", {})
+            record["init"] = {"path": str(init), "encoder": {k: prior[k] for k in kept if k in prior}}
+        result = train_encoder(
+            cfg, corpus, dev, max_minutes=max_minutes, init=start["state"] if start else None
+        )
     elif part == "lm":
         tok_dir = Path(tempfile.mkdtemp(prefix="mbasr_tok_"))
         text = lm_text(corpus, _held_out_elsewhere(work_dir, seed, scale))
@@ -421,22 +457,49 @@ def train_part(
     return Path(out)
 
 
+def _read_part(path: str | Path, part: str) -> dict:
+    """One part ("encoder" or "lm") of a part file or of a merged stage-0 checkpoint, as a part file."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    if "parts" not in ckpt:  # a part file
+        if part not in ckpt["record"]:
+            raise ValueError(f"{path}: a stage-0 part file without the `{part}` part")
+        return ckpt
+    rec = ckpt["record"]
+    commands = [c for c in rec.get("commands", []) if f"pretrain {part} " in c]
+    part_rec = {
+        "config": rec["config"],
+        "code_version": rec.get("code_version"),
+        "corpus": rec[part].get("corpus", rec["corpus"]),
+        "made_on": rec["made_on"][part],
+        "command": commands[0] if commands else f"(merged into {path})",
+        part: rec[part],
+    }
+    state = ckpt["parts"]["encoder" if part == "encoder" else "llm"]
+    return {"record": part_rec, "state": state, "tokenizer": ckpt["tokenizer"]}
+
+
 def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path = DEFAULT_STAGE0) -> Path:
-    """One stage-0 checkpoint from the two parts (they must come from the same preset and corpus)."""
-    enc = torch.load(str(encoder_part), map_location="cpu", weights_only=True)
-    lm = torch.load(str(lm_part), map_location="cpu", weights_only=True)
+    """One stage-0 checkpoint from the two parts (each a part file or a stage-0 checkpoint: e.g. a new
+    encoder with the LM of the shipped checkpoint). Their architectures must match; each part keeps the
+    record of the corpus it was trained on."""
+    enc, lm = _read_part(encoder_part, "encoder"), _read_part(lm_part, "lm")
 
     def arch(rec):  # the parts may have been trained with different stage-0 settings (steps, batch)
         return {k: v for k, v in rec["config"].items() if k != "stage0"}
 
-    if arch(enc["record"]) != arch(lm["record"]) or enc["record"]["corpus"] != lm["record"]["corpus"]:
-        raise ValueError(f"{encoder_part} and {lm_part} were made for different presets or corpora")
+    if arch(enc["record"]) != arch(lm["record"]):
+        raise ValueError(f"{encoder_part} and {lm_part} were made for different model architectures")
     record = {k: v for k, v in lm["record"].items() if k not in ("lm", "made_on", "command")}
     record["config"]["stage0"] = {
         **lm["record"]["config"]["stage0"],
         "encoder": enc["record"]["config"]["stage0"]["encoder"],
+        "channel_augment": enc["record"]["config"]["stage0"].get("channel_augment", False),
     }
-    record.update(encoder=enc["record"]["encoder"], lm=lm["record"]["lm"])
+    encoder_rec = dict(enc["record"]["encoder"])
+    encoder_rec.setdefault("corpus", enc["record"]["corpus"])
+    if "init" in enc["record"]:
+        encoder_rec.setdefault("init", enc["record"]["init"])
+    record.update(encoder=encoder_rec, lm=lm["record"]["lm"])
     record["made_on"] = {"encoder": enc["record"]["made_on"], "lm": lm["record"]["made_on"]}
     record["commands"] = [enc["record"]["command"], lm["record"]["command"]]
     ckpt = {
@@ -453,7 +516,7 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["corpus", "encoder", "lm", "merge", "all"])
+    ap.add_argument("command", choices=["corpus", "encoder", "lm", "merge", "all", "cer"])
     ap.add_argument("parts", nargs="*", help="merge: the encoder and lm part files")
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--work-dir", default="runs")
@@ -462,6 +525,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop a part's training after this long")
+    ap.add_argument(
+        "--init", default=None, help="encoder: continue from this part file or stage-0 checkpoint"
+    )
     ap.add_argument(
         "--set", action="append", default=[], help="preset override KEY=VALUE (stage0.lm.steps=100)"
     )
@@ -481,7 +547,17 @@ def main(argv=None) -> int:
             device=args.device,
             overrides=overrides,
             max_minutes=args.max_minutes,
+            init=args.init,
         )
+    elif args.command == "cer":
+        path = args.parts[0] if args.parts else DEFAULT_STAGE0
+        cfg = load_preset(args.preset, overrides)
+        encoder = TinyEncoder(cfg.encoder.scratch)
+        encoder.load_state_dict({k: v.float() for k, v in _read_part(path, "encoder")["state"].items()})
+        corpus = prepare_corpus(args.work_dir, scale=args.scale, seed=args.seed)
+        print(f"encoder of {path}: CTC greedy CER on the first 100 {args.scale} test utterances per domain")
+        for domain, cer in encoder_cer_by_domain(encoder, corpus).items():
+            print(f"  {domain:<22} {100 * cer:5.1f}%")
     elif args.command == "merge":
         if len(args.parts) != 2:
             ap.error("merge takes two files: the encoder part and the lm part")

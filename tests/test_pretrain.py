@@ -79,3 +79,19 @@ def test_stage0_parts_merge_and_load(micro, micro_work_dir, tmp_path):
     assert model.encoder.state_dict()["norm.weight"].dtype == torch.float32
     with pytest.raises(ValueError, match="different `llm` section"):
         load_stage0(load_preset("tiny", {**FEW_STEPS, "llm.scratch.n_layers": 3}), out)
+
+    # a new encoder continued from the merged checkpoint's, merged with that checkpoint's LM
+    enc2 = train_part("encoder", out=tmp_path / "enc2.pt", init=out, **kw)
+    out2 = merge_parts(enc2, out, tmp_path / "stage0-2.pt")
+    rec2 = stage0_record(out2)
+    assert rec2["encoder"]["init"]["path"] == str(out)
+    assert rec2["encoder"]["init"]["encoder"]["steps_done"] == 2
+    assert rec2["config"]["stage0"]["channel_augment"] is True
+    assert rec2["lm"] == rec["lm"] and "--init" in rec2["commands"][0]
+    merged = torch.load(out2, weights_only=True)["parts"]
+    assert torch.equal(
+        merged["llm"]["model.norm.weight"],
+        torch.load(out, weights_only=True)["parts"]["llm"]["model.norm.weight"],
+    )
+    with pytest.raises(ValueError, match="only the encoder"):
+        train_part("lm", out=tmp_path / "lm2.pt", init=out, **kw)
