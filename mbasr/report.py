@@ -561,6 +561,44 @@ def _show(v) -> str:
     return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
+SYSTEM_LABEL = {"base": "base", "text_only": "text-only", "mixed": "MB", "asr": "ASR"}
+
+
+def _point(e: dict) -> str:
+    """One evidence point of claims.json as a line: `MB p=0.1 Agriculture: 90.33% [88.51, 92.20]`."""
+    if not isinstance(e, dict) or not ({"wer", "wer_pct"} & set(e)):
+        return _show(e)
+    what = [SYSTEM_LABEL.get(str(e.get("system")), str(e.get("system", "")))]
+    if e.get("system") not in ("base", "text_only") and e.get("p") is not None:
+        what.append(f"p={e['p']:g}")
+    if e.get("tau_t") is not None:
+        what.append(f"tau_t={e['tau_t']:g}")
+    where = nice(e.get("target", ""))
+    scored = e.get("eval_domain") or ("source" if e.get("metric") == "source_wer" else None)
+    if scored and scored != e.get("target"):
+        where += f", scored on {nice(scored)}"
+    if "wer" in e:
+        value = f"{100 * e['wer']:.2f}%"
+        if e.get("ci_low") is not None:
+            value += f" [{100 * e['ci_low']:.2f}, {100 * e['ci_high']:.2f}]"
+    else:
+        value = f"{e['wer_pct']:.2f}%"
+    return html.escape(f"{' '.join(what)} ({where}): {value}")
+
+
+def _points(v) -> str:
+    items = v if isinstance(v, list) else [v]
+    return "<ul>" + "".join(f"<li>{_point(e)}</li>" for e in items) + "</ul>"
+
+
+def _why(text) -> str:
+    """The verdict's reasons, one item per target (claims.json joins them with '. ')."""
+    parts = [p for p in re.split(r"\.\s+(?=[a-z_]+: )", str(text)) if p.strip()]
+    if len(parts) < 2:
+        return _show(text)
+    return "<ul>" + "".join(f"<li>{html.escape(p.rstrip('.'))}</li>" for p in parts) + "</ul>"
+
+
 def claims_table(results: Path) -> str:
     path = results / "claims.json"
     if not path.exists():
@@ -572,14 +610,17 @@ def claims_table(results: Path) -> str:
         if v not in VERDICT_CLASS:
             raise ValueError(f"{path}: claim {c['claim']}: verdict {v!r} is not one of {list(VERDICT_CLASS)}")
         badge = f'<span class="badge bg-{VERDICT_CLASS[v]}">{VERDICT_MARK[v]} {html.escape(v)}</span>'
+        ours, paper = c.get("evidence", []), c.get("paper", [])
+        n_ours, n_paper = (len(x) if isinstance(x, list) else 1 for x in (ours, paper))
+        details = (
+            f"<details><summary>{n_ours} of ours, {n_paper} of the paper's</summary>"
+            f"<b>ours</b>{_points(ours)}<b>paper</b>{_points(paper)}</details>"
+        )
         rows.append(
             f'<tr data-claim="{c["claim"]}" data-verdict="{html.escape(v)}"><td>{c["claim"]}</td>'
-            f"<td>{_show(c['statement'])}</td><td>{badge}</td><td>{_show(c['why'])}</td>"
-            f"<td>{_show(c['evidence'])}</td><td>{_show(c['paper'])}</td></tr>"
+            f"<td>{_show(c['statement'])}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
         )
-    head = (
-        "<tr><th>#</th><th>the paper claims</th><th>verdict</th><th>why</th><th>ours</th><th>paper</th></tr>"
-    )
+    head = "<tr><th>#</th><th>the paper claims</th><th>verdict</th><th>why</th><th>the numbers</th></tr>"
     return _table(' id="claims"', head, rows)
 
 

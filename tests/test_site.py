@@ -322,6 +322,22 @@ def test_labels_and_layout_choice():
     assert not report._overlay_ok([([4.2, 8.0], [60.0, 90.0])])
 
 
+def test_claims_table_lists_reasons_per_target_and_the_numbers_behind_them(tmp_path):
+    claim = {
+        "claim": 4, "statement": "MB forgets less.", "verdict": "held",
+        "why": "banking: held: p=0.1: MB 46.0% vs ASR 62.3%. agriculture: not held: p=0.1: MB 50% vs ASR 49%",
+        "evidence": [{"system": "mixed", "p": 0.1, "target": "banking", "eval_domain": "source",
+                      "wer": 0.4598, "ci_low": 0.4292, "ci_high": 0.4897, "run_id": "r1"}],
+        "paper": [{"metric": "source_wer", "p": 0.2, "system": "asr", "target": "banking", "wer_pct": 17.4}],
+    }  # fmt: skip
+    (tmp_path / "claims.json").write_text(json.dumps([claim]))
+    table = report.claims_table(tmp_path)
+    assert "<li>banking: held: p=0.1: MB 46.0% vs ASR 62.3%</li><li>agriculture: not held" in table
+    assert "<li>MB p=0.1 (Banking, scored on Source): 45.98% [42.92, 48.97]</li>" in table
+    assert "<li>ASR p=0.2 (Banking, scored on Source): 17.40%</li>" in table
+    assert "run_id" not in table and "ci_low" not in table  # no raw JSON keys
+
+
 def test_results_table_is_checked(tmp_path):
     synthetic_rows().drop(columns=["ci_high"]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ValueError, match="ci_high"):
