@@ -13,7 +13,8 @@ same preset, seed, scale and source domain: built first when missing.
 A run lives in `work_dir/adapt/<run_id>-<hash>/` (the hash covers the base model, the stage-2 config and
 the strategy): `stage2/` (log, checkpoint, model; mbasr/train.py: killed runs resume), `eval/<domain>_<split>
 .jsonl|.json` (per utterance and summary; each evaluation is skipped when it exists, so asking later for
-the source test set as well only decodes that), `record.json`. The record is also written to
+the source test set as well only decodes that; the learning-rate search, mbasr/search.py, decodes only the
+dev set), `record.json`. The record is also written to
 `results_dir` (default `work_dir/results/`) as `<run_id>.json` (mbasr/results.py's schema).
 """
 
@@ -35,7 +36,7 @@ from mbasr.grid import NOTEBOOKS
 from mbasr.io import atomic_write_json, code_version, stable_hash
 from mbasr.model import SpeechLLM, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.results import eval_entry, make_record, run_id_for, write_record
+from mbasr.results import eval_entry, lr_part, make_record, run_id_for, write_record
 from mbasr.train import LOG, MODEL, train_stage
 
 STRATEGIES = ("text_only", "mixed", "asr")
@@ -141,6 +142,7 @@ def adapt(
     lr: float | None = None,
     eval_source: bool = False,
     eval_dev: bool = False,
+    eval_test: bool = True,
     base_steps: int | None = None,
     overrides: dict | None = None,
     stage0: str | Path | None = None,
@@ -156,8 +158,12 @@ def adapt(
     .subset); `tau`: target share of each batch (mixed, text_only; the paper's 0.5), so the target-text
     share is tau_t = (1 - p) * tau; `steps`, `lr`: stage 2's (None: the preset's); `eval_source`: also the
     source test set (forgetting, Figure 3); `eval_dev`: also the target dev set (learning-rate search:
-    choose on dev, never on test); `base_steps`, `overrides`, `stage0`: as for the base model."""
+    choose on dev, never on test); `eval_test=False`: skip the target test set (the search's runs score the
+    dev set only; a later call with the default decodes it, nothing else); `base_steps`, `overrides`,
+    `stage0`: as for the base model. An `lr` equal to the preset's is the preset's run (same run id)."""
     _check(strategy, p, tau)
+    if not (eval_test or eval_dev or eval_source):
+        raise ValueError("eval_test=False with neither eval_dev nor eval_source: nothing would be evaluated")
     t_all = time.perf_counter()
     params = {
         "preset": preset,
@@ -173,6 +179,7 @@ def adapt(
         "lr": lr,
         "eval_source": eval_source,
         "eval_dev": eval_dev,
+        "eval_test": eval_test,
         "base_steps": base_steps,
         "overrides": overrides or {},
         "stage0": None if stage0 is None else str(stage0),
@@ -188,8 +195,11 @@ def adapt(
             f"{[d for d in base.result['test_sets'] if d != source_domain]}"
         )
     cfg = stage2_config(params)
+    default_lr = stage2_config(params | {"lr": None}).stage2.lr
     tau_t = None if strategy == "asr" else round((1.0 - p) * tau, 6)
-    run_id = run_id_for(strategy, preset, scale, seed, target_domain, p, params["tau"], _extra(params))
+    run_id = run_id_for(
+        strategy, preset, scale, seed, target_domain, p, params["tau"], _extra(params, default_lr)
+    )
     identity = {
         "base": base.run_dir.name,
         "stage2": cfg.to_dict()["stage2"],
@@ -203,7 +213,7 @@ def adapt(
     corpus = Corpus(Path(base.result["corpus"]["root"]), base.result["corpus"]["params"])
     source_train = load_split(corpus, source_domain, "train")
     target_train = load_split(corpus, target_domain, "train")
-    want = [(target_domain, "test")]
+    want = [(target_domain, "test")] if eval_test else []
     want += [(source_domain, "test")] if eval_source else []
     want += [(target_domain, "dev")] if eval_dev else []
     todo = [(d, s) for d, s in want if not (run_dir / "eval" / f"{d}_{s}.json").exists()]
@@ -303,15 +313,16 @@ def adapt(
     return AdaptResult(run_dir, record)
 
 
-def _extra(params: dict) -> tuple[str, ...]:
-    """Run-id parts for settings away from the defaults (so such runs get their own record)."""
+def _extra(params: dict, default_lr: float | None = None) -> tuple[str, ...]:
+    """Run-id parts for settings away from the defaults (so such runs get their own record); an `lr` equal
+    to the preset's `default_lr` adds none (mbasr.results.lr_part)."""
     out = []
     if params.get("source_domain", "source") != "source":
         out.append(f"src_{params['source_domain']}")
     if params.get("steps"):
         out.append(f"steps{int(params['steps'])}")
     if params.get("lr"):
-        out.append(f"lr{float(params['lr']):g}")
+        out += lr_part(params["lr"], default_lr) if default_lr is not None else [f"lr{float(params['lr']):g}"]
     if params.get("base_steps"):
         out.append(f"base{int(params['base_steps'])}")
     return tuple(out)

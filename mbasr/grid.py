@@ -6,17 +6,32 @@ into named notebook jobs, each with its notebook, its papermill parameters and t
 
 Run jobs are named by their result record's run id (mbasr.results.run_id_for), so a record in
 `<work_dir>/results/` and a job of the grid always mean the same run.
+
+Stage-2 learning rates: a grid with `lr: 0.0` (or none) gives each strategy the lr chosen on dev sets by
+the learning-rate search (mbasr/search.py), read from `LR_FILE` (`stage2_lr_file` in the grid config, empty
+for none), from the entry made on the grid's preset, scale, source domain, steps and base steps; a strategy
+without one keeps the preset's lr, and a note says so. A nonzero `lr` is every strategy's. Run ids name the
+lr only where it differs from the preset's (`-lr0.003`), so runs at the preset's lr keep their ids.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import shlex
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mbasr.results import run_id_for
+import yaml
+
+from mbasr.results import lr_part, run_id_for
 
 REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
+ROOT = Path(__file__).resolve().parents[1]
+LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr.search apply writes it)
+LR_MATCH = ("preset", "scale", "source_domain", "steps", "base_steps")  # what an entry of LR_FILE applies to
 
 
 @dataclass
@@ -41,10 +56,43 @@ NOTEBOOKS = {
     "asr": "05_asr_finetune.ipynb",
     "mixed": "06_mixed_batch.ipynb",
 }
+STRATEGIES = ("text_only", "mixed", "asr")
 
 
-def _run_job(strategy, target, p, tau, seed, extra, base, run_common, forget) -> Job:
-    params = dict(run_common, target_domain=target, eval_source=target == forget.get("target"))
+def run_extra(
+    source_domain: str = "source",
+    steps: int = 0,
+    lr: float = 0.0,
+    default_lr: float = 0.0,
+    base_steps: int = 0,
+) -> tuple[str, ...]:
+    """Run-id parts of the settings away from the defaults, in mbasr.adapt's order: another source domain,
+    a step budget, an lr other than the preset's `default_lr`, a base model's step budget."""
+    out = [f"src_{source_domain}"] if source_domain != "source" else []
+    out += [f"steps{int(steps)}"] if steps else []
+    out += list(lr_part(lr, default_lr)) if lr else []
+    out += [f"base{int(base_steps)}"] if base_steps else []
+    return tuple(out)
+
+
+def base_job_name(
+    preset: str, scale: str, seed: int, source_domain: str = "source", base_steps: int = 0
+) -> str:
+    return run_id_for("base", preset, scale, seed, extra=run_extra(source_domain, base_steps=base_steps))
+
+
+@functools.cache
+def preset_lr(preset: str) -> float:
+    """The preset's stage-2 learning rate (what `lr: 0.0` stands for)."""
+    from mbasr.config import load_preset
+
+    return float(load_preset(preset).stage2.lr)
+
+
+def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False) -> Job:
+    """One adaptation run (notebook 04, 05 or 06), named by its run id; `run_common` holds preset, scale,
+    seed, source_domain, steps, lr (0: the preset's), base_steps."""
+    params = dict(run_common, target_domain=target, eval_source=eval_source)
     if strategy == "text_only":
         params["tau_t"] = tau
     elif strategy == "asr":
@@ -52,8 +100,93 @@ def _run_job(strategy, target, p, tau, seed, extra, base, run_common, forget) ->
     else:
         params.update(p=p, tau=tau)
     pc = run_common
+    default = preset_lr(pc["preset"]) if pc.get("lr") else 0.0
+    extra = run_extra(pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"])
     name = run_id_for(strategy, pc["preset"], pc["scale"], seed, target, p, tau, extra)
     return Job(name, NOTEBOOKS[strategy], params, [base], record=True)
+
+
+def _note(msg: str) -> None:
+    print(f"[grid] {msg}", file=sys.stderr)
+
+
+def lr_file_path(config: dict[str, Any]) -> Path | None:
+    """The grid's `stage2_lr_file` (default `LR_FILE`; a relative path is taken from the current folder if
+    it exists there, else from the repository root), or None when set empty."""
+    name = config.get("stage2_lr_file", LR_FILE)
+    if not name:
+        return None
+    path = Path(name)
+    return path if path.is_absolute() or path.exists() else ROOT / path
+
+
+def read_lr_file(path: str | Path) -> list[dict[str, Any]]:
+    """The entries of a stage-2 lr file (see `LR_FILE`), checked; a bad file fails naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
+        raise ValueError(f"{path}: needs a list `entries` (written by python -m mbasr.search apply)")
+    for i, e in enumerate(raw["entries"]):
+        where = f"{path}: entries[{i}]"
+        if (
+            not isinstance(e, dict)
+            or not isinstance(e.get("applies_to"), dict)
+            or not isinstance(e.get("lr"), dict)
+        ):
+            raise ValueError(f"{where}: needs the mappings `applies_to` and `lr`")
+        missing = [k for k in LR_MATCH if k not in e["applies_to"]]
+        if missing:
+            raise ValueError(f"{where}.applies_to: missing {missing}")
+        for s, v in e["lr"].items():
+            if s not in STRATEGIES:
+                raise ValueError(f"{where}.lr.{s}: not a strategy; choose among {list(STRATEGIES)}")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{where}.lr.{s}: {v!r} is not a positive learning rate")
+    return raw["entries"]
+
+
+def _applies_to(config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "preset": config["preset"],
+        "scale": config["scale"],
+        "source_domain": config["source_domain"],
+        "steps": int(config.get("steps") or 0),
+        "base_steps": int(config.get("base_steps") or 0),
+    }
+
+
+def stage2_lrs(config: dict[str, Any], quiet: bool = False) -> dict[str, float]:
+    """Each strategy's stage-2 lr for the grid's runs (0.0: the preset's): the grid's `lr` when nonzero,
+    else the dev-set search's choice from the lr file's matching entry, else the preset's (with a note)."""
+    lr = float(config.get("lr") or 0)
+    if lr:
+        return dict.fromkeys(STRATEGIES, lr)
+    path = lr_file_path(config)
+    want = _applies_to(config)
+    entry = None
+    if path is not None and path.exists():
+        entry = next((e for e in read_lr_file(path) if e["applies_to"] == want), None)
+    chosen = (entry or {}).get("lr", {})
+    default = preset_lr(config["preset"])
+    out = {}
+    for s in STRATEGIES:
+        v = float(chosen.get(s, 0.0))
+        out[s] = 0.0 if not v or math.isclose(v, default, rel_tol=1e-9) else v
+    missing = [s for s in STRATEGIES if s not in chosen]
+    setting = ", ".join(f"{k}={v}" for k, v in want.items())
+    if missing and not quiet:
+        where = "no stage2_lr_file" if path is None else f"none in {path}" if path.exists() else f"no {path}"
+        _note(
+            f"stage-2 lr of {', '.join(missing)}: the preset's ({default:g}); no dev-set search result for "
+            f"{setting} ({where}); run the search to choose it (README, 'The learning-rate search')"
+        )
+    if chosen and not quiet:
+        got = ", ".join(f"{s} {chosen[s]:g}" for s in STRATEGIES if s in chosen)
+        _note(f"stage-2 lr chosen on dev sets for {setting} ({path}): {got}")
+    return out
 
 
 def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
@@ -76,6 +209,11 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
     forget = config.get("forgetting") or {}
     sweep = config.get("tau_t_sweep") or {}
     gap = config.get("modality_gap") or {}
+    lrs = stage2_lrs(config)  # per strategy (0.0: the preset's)
+
+    def lr_params(strategies) -> dict[str, float]:  # 07 and 08: the lrs of their runs, where per strategy
+        return {f"lr_{s}": lrs[s] for s in strategies if lrs[s] and lrs[s] != lr}
+
     jobs: dict[str, Job] = {}
 
     def add(job: Job) -> Job:
@@ -94,10 +232,9 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 [data.name],
             )
         )
-        extra_base = (f"base{base_steps}",) if base_steps else ()
         base = add(
             Job(
-                run_id_for("base", preset, scale, seed, extra=extra_base),
+                base_job_name(preset, scale, seed, src, base_steps),
                 "03_base_model.ipynb",
                 dict(common, source_domain=src, steps=base_steps),
                 [data.name],
@@ -105,14 +242,14 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
             )
         )
         run_common = dict(common, source_domain=src, steps=steps, lr=lr, base_steps=base_steps)
-        extra = tuple(
-            x
-            for x, on in ((f"steps{steps}", steps), (f"lr{_num(lr)}", lr), (f"base{base_steps}", base_steps))
-            if on
-        )
 
-        def run(strategy, target, p, tau_, seed=seed, extra=extra, base=base, common_=run_common):
-            return add(_run_job(strategy, target, float(p), tau_, seed, extra, base.name, common_, forget))
+        def run(strategy, target, p, tau_, seed=seed, base=base, common_=run_common):
+            common_ = dict(common_, lr=lrs[strategy])
+            return add(
+                run_job(
+                    strategy, target, float(p), tau_, seed, common_, base.name, target == forget.get("target")
+                )
+            )
 
         for target in config["targets"]:
             if config.get("text_only", True):
@@ -134,7 +271,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 Job(
                     f"07_forgetting-{t}-p{_num(p)}-s{seed}",
                     "07_forgetting.ipynb",
-                    dict(run_common, target_domain=t, p=p, tau=tau),
+                    dict(run_common, target_domain=t, p=p, tau=tau) | lr_params(STRATEGIES),
                     needs,
                 )
             )
@@ -145,7 +282,8 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 Job(
                     f"08_modality_gap-{t}-p{_num(p)}-s{seed}",
                     "08_modality_gap.ipynb",
-                    dict(common, target_domain=t, p=p, tau=tau, steps=steps, lr=lr, base_steps=base_steps),
+                    dict(common, target_domain=t, p=p, tau=tau, steps=steps, lr=lr, base_steps=base_steps)
+                    | lr_params(("text_only", "mixed")),
                     needs,
                 )
             )

@@ -3,8 +3,9 @@ claims (`mbasr/claims.py`), the figures and the report read.
 
 One run, one record: `results/<run_id>.json`, a JSON object of schema "mbasr.result/1" (`SCHEMA` below,
 checked on write and on read) holding the run's parameters, its resolved config, the code version, the
-timings and one WER entry per evaluated test set. WERs are fractions (0.0638 = 6.38 %), with the bootstrap
-95 % CI of `mbasr.evaluate.score`.
+timings and one WER entry per evaluated set: test sets, and dev sets when asked (the learning-rate
+search's runs, mbasr/search.py, may score a dev set only). WERs are fractions (0.0638 = 6.38 %), with the
+bootstrap 95 % CI of `mbasr.evaluate.score`.
 
     rec = make_record(experiment="mixed", notebook="06_mixed_batch.ipynb", ..., eval=[eval_entry(...)])
     write_record(rec, "results")              # results/tiny-default-s0-mixed-banking-p0.2-tau0.5.json
@@ -31,6 +32,8 @@ from mbasr.io import atomic_write_json, atomic_write_text, code_version
 
 SCHEMA_ID = "mbasr.result/1"
 CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.claims), not a record
+SEARCH_FILE = "search.json"  # the stage-2 learning-rate search's outcome (mbasr.search), not a record
+NOT_RECORDS = (CLAIMS_FILE, SEARCH_FILE)
 EXPERIMENTS = ("base", "text_only", "asr", "mixed")
 COLUMNS = (
     "run_id",
@@ -214,6 +217,15 @@ def run_id_for(
     return run_id
 
 
+def lr_part(lr: float | None, default_lr: float) -> tuple[str, ...]:
+    """The run-id part of a stage-2 learning rate (for `run_id_for`'s `extra`): `("lr0.003",)` when `lr` is
+    given and differs from the preset's `default_lr`, else none, so a run at the preset's lr has one id
+    however its lr was given (None, 0, or the value itself)."""
+    if not lr or math.isclose(float(lr), float(default_lr), rel_tol=1e-9):
+        return ()
+    return (f"lr{_num(float(lr))}",)
+
+
 def eval_entry(domain: str, split: str, result: Any, alignments: str | Path | None = None) -> dict[str, Any]:
     """An `eval` entry from a `WerResult` or its summary dict (`<domain>_test.json`, a base `result["wer"]`
     value): the record keeps WER, CI and sizes; the error counts stay in the alignments file."""
@@ -258,14 +270,14 @@ def write_record(rec: dict[str, Any], results_dir: str | Path) -> Path:
 
 
 def read_records(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every record of `results_dir` (its `*.json` but the claims file that the workflow writes beside
-    them, sorted by name), each validated."""
+    """Every record of `results_dir` (its `*.json` but the claims and search files that the workflow writes
+    beside them, sorted by name), each validated."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"{results_dir}: no such results folder")
     recs = []
     for path in sorted(results_dir.glob("*.json")):
-        if path.name == CLAIMS_FILE:
+        if path.name in NOT_RECORDS:
             continue
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
