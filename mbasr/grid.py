@@ -41,10 +41,24 @@ class Job:
     params: dict[str, Any]  # papermill parameters (work_dir and executed_notebook are added at run time)
     after: list[str] = field(default_factory=list)  # names of the jobs it needs
     record: bool = False  # writes a result record (<work_dir>/results/<name>.json)
+    files: list[str] = field(default_factory=list)  # input files: a newer one reruns the job and all after it
 
     def papermill_args(self, work_dir: str, executed: str) -> str:
         params = {**self.params, "work_dir": work_dir, "executed_notebook": executed}
         return " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in params.items())
+
+
+def base_inputs(preset: str) -> list[str]:
+    """What the base model is made from besides the corpus: its preset file and, for a preset with a
+    stage 0 (tiny), the shipped stage-0 checkpoint. A new stage0.pt (git pull) or preset edit makes the
+    workflow retrain the base model and, after it, every run (Snakemake's mtime trigger)."""
+    from mbasr.config import preset_path
+
+    path = preset_path(preset).resolve()
+    files = [str(path)]
+    if (yaml.safe_load(path.read_text()) or {}).get("stage0") is not None:
+        files.append(str(ROOT / "mbasr" / "assets" / "tiny" / "stage0.pt"))  # mbasr.pretrain.DEFAULT_STAGE0
+    return files
 
 
 def _num(x: float) -> str:
@@ -239,6 +253,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 dict(common, source_domain=src, steps=base_steps),
                 [data.name],
                 record=True,
+                files=base_inputs(preset),
             )
         )
         run_common = dict(common, source_domain=src, steps=steps, lr=lr, base_steps=base_steps)

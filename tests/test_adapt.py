@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -58,6 +59,17 @@ def test_seeds_grid_triples_the_runs_and_bad_configs_name_the_key():
         "w d", "out.ipynb"
     )
     assert "-p p 0.2" in args and "-p work_dir 'w d'" in args and "-p executed_notebook out.ipynb" in args
+
+
+def test_base_model_job_reruns_when_its_stage0_checkpoint_or_preset_changes():
+    """The base job's input files (Snakemake reruns it, and every run after it, when one is newer)."""
+    jobs = expand_grid(_grid())
+    (base,) = [j for j in jobs.values() if j.notebook == "03_base_model.ipynb"]
+    assert [f.split("/")[-1] for f in base.files] == ["tiny.yaml", "stage0.pt"]
+    assert all(os.path.exists(f) for f in base.files)
+    assert all(not j.files for j in jobs.values() if j is not base)
+    (small,) = [j for j in expand_grid(_grid(preset="small")).values() if j.notebook == "03_base_model.ipynb"]
+    assert [f.split("/")[-1] for f in small.files] == ["small.yaml"]  # pretrained weights, no stage 0
 
 
 def test_stage2_config_applies_steps_and_lr():
