@@ -484,8 +484,8 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
     record of the corpus it was trained on."""
     enc, lm = _read_part(encoder_part, "encoder"), _read_part(lm_part, "lm")
 
-    def arch(rec):  # the parts may have been trained with different stage-0 settings (steps, batch)
-        return {k: v for k, v in rec["config"].items() if k != "stage0"}
+    def arch(rec):  # what the checkpoint holds; stage 0-2 settings and wording may differ between parts
+        return {k: rec["config"][k] for k in ("encoder", "llm")}
 
     if arch(enc["record"]) != arch(lm["record"]):
         raise ValueError(f"{encoder_part} and {lm_part} were made for different model architectures")
