@@ -15,7 +15,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from mbasr.results import read_records
+from mbasr.results import SEARCH_FILE, read_records
 
 CANONICAL = ("01_data_prep", "02_corruption", "07_forgetting", "08_modality_gap")
 
@@ -36,6 +36,10 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
         shutil.copy2(src / f"{rec['run_id']}.json", dest / "records" / f"{rec['run_id']}.json")
     for name in ("results.csv", "claims.json"):
         shutil.copy2(src / name, dest / name)
+    if (src / SEARCH_FILE).exists():  # the stage-2 lr search of these runs' base model (mbasr/search.py)
+        shutil.copy2(src / SEARCH_FILE, dest / SEARCH_FILE)
+    else:
+        (dest / SEARCH_FILE).unlink(missing_ok=True)
     notebooks = sorted((work_dir / "notebooks").glob("*.ipynb"))
     names = {nb: nb.name for nb in notebooks}
     for prefix in CANONICAL:  # the first seed's copy goes under the fixed name only (01 holds audio: MBs)

@@ -816,7 +816,51 @@ def presets_fragment(results: Path) -> str:
             f"| `{name}` | {str(d).replace('|', '/')} |"
             for d in p["deviations"] or ["none: the paper's setting"]
         ]
-    return "\n".join(rows) + "\n\n### Deviations from the paper\n\n" + "\n".join(dev) + "\n"
+    return (
+        "\n".join(rows)
+        + "\n\n"
+        + search_fragment(results)
+        + "\n### Deviations from the paper\n\n"
+        + "\n".join(dev)
+        + "\n"
+    )
+
+
+def search_fragment(results: Path) -> str:
+    """The stage-2 learning-rate search (`results/search.json`, mbasr/search.py): each strategy's dev WER
+    per candidate lr and the lr its runs use."""
+    path = results / "search.json"
+    if not path.exists():
+        return (
+            "### Stage-2 learning rates\n\nNo `results/search.json`: no learning-rate search was published "
+            'with these runs (README.md, "The learning-rate search").\n'
+        )
+    s = json.loads(path.read_text())
+    lrs = s["config"]["lrs"]
+    dev = ", ".join(f"{nice(d['domain'])} {d['split']}" for d in s["dev_sets"])
+    head = "| strategy | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |"
+    rows = [head, "| --- |" + " --- |" * (len(lrs) + 1)]
+    for strategy, v in s["strategies"].items():
+        by = {c["lr"]: c for c in v["candidates"]}
+        cells = []
+        for lr in lrs:
+            c = by.get(lr)
+            text = "—" if c is None else f"{100 * c['dev_wer']:.2f}"
+            if c is not None and c.get("ci_low") is not None:
+                text += f" [{100 * c['ci_low']:.2f}, {100 * c['ci_high']:.2f}]"
+            cells.append(f"**{text}**" if c is not None and lr == v["chosen_lr"] else text)
+        edge = " (an end of the range)" if v.get("at_edge") else ""
+        rows.append(
+            f"| {SYSTEM_LABEL.get(strategy, strategy)} | "
+            + " | ".join(cells)
+            + f" | {v['chosen_lr']:g}{edge} |"
+        )
+    return (
+        f"### Stage-2 learning rates, chosen on a dev set\n\nDev WER (%) [95% CI] on {dev} after "
+        f"{s['steps']} steps, the same candidates for every strategy; the rule: {s['rule']}.\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 # ------------------------------------------------------------------------------------------------- build

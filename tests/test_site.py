@@ -338,6 +338,28 @@ def test_claims_table_lists_reasons_per_target_and_the_numbers_behind_them(tmp_p
     assert "run_id" not in table and "ci_low" not in table  # no raw JSON keys
 
 
+def test_search_fragment_shows_each_strategys_dev_wers_and_its_choice(tmp_path):
+    assert "No `results/search.json`" in report.search_fragment(tmp_path)
+    cand = lambda lr, w: {"lr": lr, "dev_wer": w, "ci_low": w - 0.01, "ci_high": w + 0.01}  # noqa: E731
+    search = {
+        "config": {"lrs": [3e-4, 1e-3, 3e-3]}, "dev_sets": [{"domain": "agriculture", "split": "dev"}],
+        "steps": 240, "rule": "lowest dev WER",
+        "strategies": {
+            "mixed": {"chosen_lr": 3e-3, "at_edge": True,
+                      "candidates": [cand(3e-4, 0.9), cand(1e-3, 0.85), cand(3e-3, 0.8)]},
+            "asr": {"chosen_lr": 1e-3, "at_edge": False, "candidates": [cand(3e-4, 0.9), cand(1e-3, 0.7)]},
+        },
+    }  # fmt: skip
+    (tmp_path / "search.json").write_text(json.dumps(search))
+    text = report.search_fragment(tmp_path)
+    assert "Agriculture dev after 240 steps" in text and "the rule: lowest dev WER." in text
+    assert (
+        "| MB | 90.00 [89.00, 91.00] | 85.00 [84.00, 86.00] | **80.00 [79.00, 81.00]** | 0.003 (an end"
+        in text
+    )
+    assert "| ASR | 90.00 [89.00, 91.00] | **70.00 [69.00, 71.00]** | — | 0.001 |" in text
+
+
 def test_results_table_is_checked(tmp_path):
     synthetic_rows().drop(columns=["ci_high"]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ValueError, match="ci_high"):
