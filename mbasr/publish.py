@@ -40,7 +40,14 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
         shutil.copy2(src / SEARCH_FILE, dest / SEARCH_FILE)
     else:
         (dest / SEARCH_FILE).unlink(missing_ok=True)
-    notebooks = sorted((work_dir / "notebooks").glob("*.ipynb"))
+    # the notebooks of these records' runs and the canonical ones; not those of runs whose records are gone
+    # (a rerun under new run ids leaves its old executed notebooks behind in <work_dir>/notebooks/)
+    run_ids = {rec["run_id"] for rec in records}
+    notebooks = [
+        nb
+        for nb in sorted((work_dir / "notebooks").glob("*.ipynb"))
+        if nb.stem in run_ids or nb.name.startswith(tuple(p + "-" for p in CANONICAL))
+    ]
     names = {nb: nb.name for nb in notebooks}
     for prefix in CANONICAL:  # the first seed's copy goes under the fixed name only (01 holds audio: MBs)
         first = next((nb for nb in notebooks if nb.name.startswith(prefix + "-")), None)

@@ -1,0 +1,36 @@
+"""mbasr.publish: the records, tables, lr search and executed notebooks of a work dir -> results/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mbasr.publish import publish
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_publish_copies_the_runs_notebooks_but_not_those_of_runs_without_a_record(tmp_path):
+    work = tmp_path / "w"
+    (work / "results").mkdir(parents=True)
+    records = sorted((RESULTS / "records").glob("*.json"))[:3]
+    for rec in records:
+        shutil.copy2(rec, work / "results" / rec.name)
+    for name in ("results.csv", "claims.json", "search.json"):
+        shutil.copy2(RESULTS / name, work / "results" / name)
+    nbs = work / "notebooks"
+    nbs.mkdir()
+    kept = [f"{records[0].stem}.ipynb", "07_forgetting-banking-p0.2-s0.ipynb"]
+    for name in [*kept, "tiny-default-s0-asr-banking-p0.1.ipynb"]:  # the last: an old run id, no record
+        (nbs / name).write_text("{}")
+    dest = tmp_path / "results"
+    counts = publish(work, dest)
+    assert counts == {"records": 3, "notebooks": 2}
+    assert sorted(p.name for p in (dest / "notebooks").iterdir()) == sorted(
+        [kept[0], "07_forgetting.ipynb"]
+        + (["03_base_model.ipynb"] if kept[0].endswith("-base.ipynb") else [])
+    )
+    assert (dest / "search.json").exists()
+    (work / "results" / "search.json").unlink()
+    publish(work, dest)
+    assert not (dest / "search.json").exists()  # a search of another base model is not left behind
