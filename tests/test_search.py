@@ -71,7 +71,7 @@ def test_search_runs_are_the_grids_runs_at_the_candidate_lrs(tmp_path):
     assert (spec["seed"], spec["steps"], spec["preset_lr"]) == (0, 0, 1e-3)
     jobs = search_jobs(spec)
     assert len(jobs) == 9  # 3 strategies x 3 lrs, one dev set
-    grid = expand_grid(_default_grid(work_dir=str(tmp_path / "w")))
+    grid = expand_grid(_default_grid(work_dir=str(tmp_path / "w"), stage2_lr_file=""))
     # the candidate at the preset's lr IS the default grid's run: same name (run id), same settings
     shared = [n for n in jobs if n in grid]
     assert shared == [
