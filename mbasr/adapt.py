@@ -32,11 +32,11 @@ from mbasr.config import Config, load_preset
 from mbasr.data.corpus import Corpus, load_split
 from mbasr.decode import SlotInputs, evaluate
 from mbasr.evaluate import read_alignments
-from mbasr.grid import NOTEBOOKS
+from mbasr.grid import NOTEBOOKS, run_extra
 from mbasr.io import atomic_write_json, code_version, stable_hash
 from mbasr.model import SpeechLLM, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.results import eval_entry, lr_part, make_record, run_id_for, write_record
+from mbasr.results import eval_entry, make_record, run_id_for, write_record
 from mbasr.train import LOG, MODEL, train_stage
 
 STRATEGIES = ("text_only", "mixed", "asr")
@@ -313,19 +313,16 @@ def adapt(
     return AdaptResult(run_dir, record)
 
 
-def _extra(params: dict, default_lr: float | None = None) -> tuple[str, ...]:
-    """Run-id parts for settings away from the defaults (so such runs get their own record); an `lr` equal
-    to the preset's `default_lr` adds none (mbasr.results.lr_part)."""
-    out = []
-    if params.get("source_domain", "source") != "source":
-        out.append(f"src_{params['source_domain']}")
-    if params.get("steps"):
-        out.append(f"steps{int(params['steps'])}")
-    if params.get("lr"):
-        out += lr_part(params["lr"], default_lr) if default_lr is not None else [f"lr{float(params['lr']):g}"]
-    if params.get("base_steps"):
-        out.append(f"base{int(params['base_steps'])}")
-    return tuple(out)
+def _extra(params: dict, default_lr: float = 0.0) -> tuple[str, ...]:
+    """Run-id parts for settings away from the defaults (so such runs get their own record), as the grid
+    names its jobs (mbasr.grid.run_extra); an `lr` equal to the preset's `default_lr` adds none."""
+    return run_extra(
+        params.get("source_domain", "source"),
+        params.get("steps") or 0,
+        params.get("lr") or 0.0,
+        default_lr,
+        params.get("base_steps") or 0,
+    )
 
 
 def _flat(timings: dict[str, Any]) -> dict[str, float]:

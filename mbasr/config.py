@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
+# the shipped stage-0 checkpoint of presets with a `stage0` section (mbasr/pretrain.py makes it)
+DEFAULT_STAGE0 = Path(__file__).resolve().parent / "assets" / "tiny" / "stage0.pt"
 ENCODER_NAMES = ("tiny", "whisper", "wavlm")  # the registry in mbasr/model/encoders.py
 TRAINABLE_PARTS = ("encoder", "projector", "llm", "lora")
 PRECISIONS = ("float32", "bfloat16")

@@ -52,12 +52,12 @@ def base_inputs(preset: str) -> list[str]:
     """What the base model is made from besides the corpus: its preset file and, for a preset with a
     stage 0 (tiny), the shipped stage-0 checkpoint. A new stage0.pt (git pull) or preset edit makes the
     workflow retrain the base model and, after it, every run (Snakemake's mtime trigger)."""
-    from mbasr.config import preset_path
+    from mbasr.config import DEFAULT_STAGE0, preset_path
 
     path = preset_path(preset).resolve()
     files = [str(path)]
     if (yaml.safe_load(path.read_text()) or {}).get("stage0") is not None:
-        files.append(str(ROOT / "mbasr" / "assets" / "tiny" / "stage0.pt"))  # mbasr.pretrain.DEFAULT_STAGE0
+        files.append(str(DEFAULT_STAGE0))
     return files
 
 
@@ -120,6 +120,11 @@ def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False)
     return Job(name, NOTEBOOKS[strategy], params, [base], record=True)
 
 
+def positive_number(v: Any) -> bool:
+    """A finite number above 0 (a learning rate, an audio share); not a bool."""
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v > 0
+
+
 def _note(msg: str) -> None:
     print(f"[grid] {msg}", file=sys.stderr)
 
@@ -157,7 +162,7 @@ def read_lr_file(path: str | Path) -> list[dict[str, Any]]:
         for s, v in e["lr"].items():
             if s not in STRATEGIES:
                 raise ValueError(f"{where}.lr.{s}: not a strategy; choose among {list(STRATEGIES)}")
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            if not positive_number(v):
                 raise ValueError(f"{where}.lr.{s}: {v!r} is not a positive learning rate")
     return raw["entries"]
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mbasr import augment
-from mbasr.config import Config, StageConfig, load_preset
+from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
 from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, general_text, load_split, prepare_corpus
 from mbasr.evaluate import score
@@ -43,7 +43,6 @@ from mbasr.model.tokenizer import train_tokenizer
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
-DEFAULT_STAGE0 = Path(__file__).parent / "assets" / "tiny" / "stage0.pt"
 
 
 def _autocast(device: torch.device, bf16: bool = True):

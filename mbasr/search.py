@@ -42,6 +42,7 @@ from mbasr.grid import (
     STRATEGIES,
     Job,
     base_job_name,
+    positive_number,
     preset_lr,
     read_lr_file,
     run_job,
@@ -63,10 +64,6 @@ _TIE = 1e-9
 
 def _err(msg: str) -> ValueError:
     return ValueError(f"search config: {msg} (see workflow/grids/search.yaml)")
-
-
-def _positive(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v > 0
 
 
 def search_spec(config: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +89,7 @@ def search_spec(config: dict[str, Any]) -> dict[str, Any]:
             f"search.strategies must be distinct strategies among {list(STRATEGIES)}, got {strategies!r}"
         )
     lrs = sec["lrs"]
-    if not isinstance(lrs, list) or not lrs or not all(_positive(v) for v in lrs):
+    if not isinstance(lrs, list) or not lrs or not all(positive_number(v) for v in lrs):
         raise _err(f"search.lrs must be a non-empty list of positive learning rates, got {lrs!r}")
     if len({float(v) for v in lrs}) < len(lrs):
         raise _err(f"search.lrs holds a value twice: {lrs!r}")
@@ -102,7 +99,7 @@ def search_spec(config: dict[str, Any]) -> dict[str, Any]:
     if config["source_domain"] in targets or len(set(targets)) < len(targets):
         raise _err(f"search.targets must be distinct targets, not the source domain: {targets!r}")
     ps = sec["p"] if isinstance(sec["p"], list) else [sec["p"]]
-    if not ps or not all(_positive(p) and p <= 1 for p in ps) or len(set(ps)) < len(ps):
+    if not ps or not all(positive_number(p) and p <= 1 for p in ps) or len(set(ps)) < len(ps):
         raise _err(f"search.p must be distinct audio shares in (0, 1] (of mixed and asr), got {sec['p']!r}")
     seeds = config["seeds"]
     if not isinstance(seeds, list) or not seeds:
