@@ -35,7 +35,8 @@ from mbasr.evaluate import read_alignments
 from mbasr.io import atomic_write_json, code_version, file_hash, stable_hash
 from mbasr.model import SpeechLLM, build_model, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.pretrain import DEFAULT_STAGE0, load_stage0
+from mbasr.premises import base_premises, stage0_premises
+from mbasr.pretrain import DEFAULT_STAGE0, load_stage0, stage0_record
 from mbasr.train import DONE, LOG, MODEL, train_stage
 
 RESULT = "result.json"
@@ -58,6 +59,15 @@ class BaseResult:
 
     def alignments_path(self, domain: str) -> Path:
         return self.run_dir / "eval" / f"{domain}_test.jsonl"
+
+    def premises_table(self):
+        """The premises of the paper's regime measured on this base model (mbasr/premises.py)."""
+        import pandas as pd
+
+        rows = self.result.get("premises", [])
+        table = pd.DataFrame(rows, columns=["premise", "measured", "bar", "met"])
+        table["met"] = table["met"].map({True: "met", False: "NOT met", None: "not measured"})
+        return table.set_index("premise")
 
     def wer_table(self):
         """One row per test set (the source first): WER, its 95% CI and sizes, as fractions."""
@@ -192,6 +202,7 @@ def _run(
             )
         timings["eval_s"][d] = round(time.perf_counter() - t, 3)
         wer[d] = json.loads(summary.read_text())
+    stage0_rec = stage0_record(stage0_path) if cfg.stage0 is not None else None
     result = {
         "params": {
             "preset": preset,
@@ -213,6 +224,8 @@ def _run(
         "train": train,
         "test_sets": test_domains,  # the source first, then the targets in corpus order
         "wer": wer,
+        # the regime the claims need (mbasr/premises.py): stage-0 LM measures and the base WERs
+        "premises": stage0_premises(stage0_rec, source_domain) + base_premises(wer, source_domain),
         "timings": timings,
         "paths": {
             "run_dir": str(run_dir),

@@ -7,9 +7,16 @@ Each claim gets a verdict, "held", "not held" or "inconclusive", and a `why` quo
 The curves compared are the paper's: MB is a `mixed` run at the paper's tau (`MB_TAU`), at p = 0 the
 `text_only` run with tau_t = MB_TAU; ASR is an `asr` run, at p = 0 the `base` model.
 
-Significance rule: A is significantly lower than B when A's 95 % CI lies wholly below B's (`ci_high(A) <
-ci_low(B)`). Non-overlapping bootstrap CIs are a conservative test (roughly p < 0.01 for two independent
-estimates), and all the table holds; a paired bootstrap on the alignments would have more power.
+Seeds: the table may hold several seeds of the same grid; unless one `seed` is chosen they are pooled,
+each point being all its seeds' test utterances together (each seed has its own corpus, so the pool is
+larger, not repeated).
+
+Significance rule: two systems scored on the same utterances are compared by a paired bootstrap
+(`mbasr.evaluate.paired_bootstrap`): 2,000 resamples of the pooled utterances, each scoring both systems
+on the same draw; A is significantly lower than B when the 95 % CI of WER(A) - WER(B) lies wholly below 0.
+Each verdict lists its tests (`tests`: the two systems, the difference, its CI, the utterances). Where a
+record lacks its per-utterance errors (older records), the rule falls back to non-overlapping 95 % CIs, a
+conservative test, and the test says so.
 
 Verdict rules, each judged per target domain, then combined: "not held" if any target is "not held",
 "held" if every target is "held", "inconclusive" otherwise. A comparison that refutes the claim counts
@@ -40,8 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from mbasr.evaluate import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
 from mbasr.results import read_table, run_id_for
 
@@ -52,6 +61,7 @@ PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the pa
 SWEEP_TARGET = "banking"  # Figure 1's sweep is on Banking
 _FIGURES = {"target_wer": ("2", "2-low", "4"), "source_wer": ("3",)}  # Figure 3 repeats target points
 BEST_TAU_T = (0.4, 0.6)  # "about 50 %": Figure 1's grid points next to 0.5
+N_BOOT = 2000  # resamples of each paired test
 SMALL_P = (0.1, 0.2)  # "about 10 %": the paper's 11.24 % point; 20 % is its first main-grid point
 STATEMENTS = {
     1: "Text-only adaptation helps, but leaves a gap to full-audio fine-tuning.",
@@ -64,10 +74,13 @@ STATEMENTS = {
 
 @dataclass(frozen=True)
 class Point:
-    run_id: str
+    run_id: str  # the runs pooled, comma-separated (one per seed)
     wer: float
     ci_low: float
     ci_high: float
+    keys: tuple[str, ...] | None = None  # "seed:utterance" of the pooled test utterances, when known
+    errors: np.ndarray | None = field(default=None, compare=False)
+    words: np.ndarray | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{100 * self.wer:.2f}% [{100 * self.ci_low:.2f}, {100 * self.ci_high:.2f}]"
@@ -86,9 +99,48 @@ def _r(x: Any) -> float | None:
     return None if x is None or pd.isna(x) else round(float(x), 4)
 
 
-def _cmp(a: Point, b: Point) -> int:
-    """-1: a significantly lower than b, 1: significantly higher, 0: the CIs overlap."""
-    return -1 if a.ci_high < b.ci_low else 1 if a.ci_low > b.ci_high else 0
+def _pool(points: list[tuple[int, Point]]) -> Point:
+    """One point from the same run of several seeds: their utterances together, the CI bootstrapped over
+    them (each seed's own CI when one seed or no per-utterance errors)."""
+    ids = ",".join(pt.run_id for _, pt in points)
+    if len(points) == 1 and points[0][1].keys is None:
+        return points[0][1]
+    if any(pt.keys is None for _, pt in points):  # no per-utterance data: the mean, CI of the mean's ends
+        wers = [pt.wer for _, pt in points]
+        lows, highs = [pt.ci_low for _, pt in points], [pt.ci_high for _, pt in points]
+        return Point(ids, float(np.mean(wers)), float(np.mean(lows)), float(np.mean(highs)))
+    keys = tuple(f"{seed}:{k}" for seed, pt in points for k in pt.keys)
+    errors = np.concatenate([pt.errors for _, pt in points])
+    words = np.concatenate([pt.words for _, pt in points])
+    lo, hi = bootstrap_ci(errors, words, n_boot=1000, seed=0)
+    return Point(ids, float(errors.sum() / words.sum()), lo, hi, keys, errors, words)
+
+
+def _cmp(a: Point, b: Point, tests: list[dict] | None = None) -> int:
+    """-1: a significantly lower than b, 1: significantly higher, 0: not significant (module docstring).
+    The test is appended to `tests`."""
+    if a.keys is not None and a.keys == b.keys:
+        diff, lo, hi = paired_bootstrap(a.errors, b.errors, a.words, n_boot=N_BOOT, seed=0)
+        test = "paired bootstrap"
+    else:
+        diff, lo, hi = a.wer - b.wer, float("nan"), float("nan")
+        test = "non-overlapping 95% CIs (no per-utterance errors to pair)"
+        sign = -1 if a.ci_high < b.ci_low else 1 if a.ci_low > b.ci_high else 0
+    if test == "paired bootstrap":
+        sign = -1 if hi < 0 else 1 if lo > 0 else 0
+    if tests is not None:
+        tests.append(
+            {
+                "a": a.run_id,
+                "b": b.run_id,
+                "test": test,
+                "diff": round(diff, 5),
+                "ci": [None if np.isnan(lo) else round(lo, 5), None if np.isnan(hi) else round(hi, 5)],
+                "n_utts": None if a.keys is None else len(a.keys),
+                "significant": {-1: "a lower", 1: "a higher", 0: "no"}[sign],
+            }
+        )
+    return sign
 
 
 def _verdict(refuted: bool, missing: list[str], confirmed: bool) -> str:
@@ -129,22 +181,48 @@ def _paper_rows(target: str, values: dict[tuple[str, float], float | None], **ex
 
 
 class _Runs:
-    """Test-set points of one (preset, scale, seed, source), keyed by (experiment, target, p, tau_t,
-    eval domain); knows the run id a missing run would have."""
+    """Test-set points of one (preset, scale, source) and its seeds (pooled), keyed by (experiment, target,
+    p, tau_t, eval domain); knows the run id a missing run would have. `records` ({run_id: record}) give
+    the per-utterance errors of the paired tests."""
 
-    def __init__(self, table: pd.DataFrame, preset: str, scale: str, seed: int, source: str):
-        self.preset, self.scale, self.seed, self.source = preset, scale, int(seed), source
-        self.points: dict[tuple, Point] = {}
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        preset: str,
+        scale: str,
+        seeds: list[int],
+        source: str,
+        records: dict[str, dict] | None = None,
+    ):
+        self.preset, self.scale, self.source = preset, scale, source
+        self.seeds = sorted(int(s) for s in seeds)
+        self.seed = self.seeds[0]  # the seed a missing run is named with
+        self.tests: list[dict] = []
+        by_key: dict[tuple, list[tuple[int, Point]]] = {}
         for row in table.itertuples(index=False):
             target = None if pd.isna(row.target_domain) else row.target_domain
             key = (row.experiment, target, _r(row.p), _r(row.tau_t), row.eval_domain)
-            if key in self.points:
+            same = by_key.setdefault(key, [])
+            if any(seed == int(row.seed) for seed, _ in same):
                 raise ValueError(
-                    f"runs {self.points[key].run_id} and {row.run_id} give the same point {key}; "
-                    "filter the table to one of them"
+                    f"runs {same[0][1].run_id} and {row.run_id} give the same point {key} for seed "
+                    f"{row.seed}; filter the table to one of them"
                 )
-            self.points[key] = Point(row.run_id, row.wer, row.ci_low, row.ci_high)
+            same.append((int(row.seed), self._point(row, (records or {}).get(row.run_id))))
+        self.points = {k: _pool(sorted(v, key=lambda x: x[0])) for k, v in by_key.items()}
         self.targets = sorted({k[1] for k in self.points if k[1] is not None})
+
+    @staticmethod
+    def _point(row, record: dict | None) -> Point:
+        for e in (record or {}).get("eval", []):
+            u = e.get("utterances")
+            if e["domain"] == row.eval_domain and e["split"] == "test" and u:
+                errors, words = np.array(u["errors"]), np.array(u["words"])
+                return Point(row.run_id, row.wer, row.ci_low, row.ci_high, tuple(u["keys"]), errors, words)
+        return Point(row.run_id, row.wer, row.ci_low, row.ci_high)
+
+    def cmp(self, a: Point, b: Point) -> int:
+        return _cmp(a, b, self.tests)
 
     @staticmethod
     def _tau_t(exp: str, p: float) -> float | None:
@@ -178,8 +256,8 @@ def _claim1(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
     pts = {e: runs.get(e, tt, p, t) for e, (tt, p) in need.items()}
     missing = [f"{runs.run_id(e, tt, p)} on {t} test" for e, (tt, p) in need.items() if pts[e] is None]
     base, text, asr = pts["base"], pts["text_only"], pts["asr"]
-    helps = _cmp(text, base) if text and base else 0
-    gap = _cmp(asr, text) if asr and text else 0
+    helps = runs.cmp(text, base) if text and base else 0
+    gap = runs.cmp(asr, text) if asr and text else 0
     why = f"text-only {_show(text)} vs base {_show(base)} and ASR p=1 {_show(asr)}"
     mb_curve, asr_curve = _paper_curve(pub, t, "mb"), _paper_curve(pub, t, "asr")
     b, x, a = asr_curve.get(0.0), mb_curve.get(0.0), asr_curve.get(1.0)
@@ -203,7 +281,7 @@ def _claim2(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
     lo, hi = SMALL_P
     if mb is None:
         missing.append(f"a mixed run on {t} with {lo:g} <= p <= {hi:g}, e.g. {runs.run_id('mixed', t, lo)}")
-    c = _cmp(mb, asr) if mb and asr else 0
+    c = runs.cmp(mb, asr) if mb and asr else 0
     held = mb is not None and asr is not None and mb.wer <= asr.ci_high
     why = f"MB p={p_mb:g} {mb}" if mb else f"MB at p in [{lo:g}, {hi:g}] missing"
     why += f" vs ASR p=1 {_show(asr)}"
@@ -238,7 +316,7 @@ def _curves(runs: _Runs, pub: pd.DataFrame, t: str, domain: str, metric: str) ->
             t, {("mixed", p): mb_curve.get(p), ("asr", p): asr_curve.get(p)}, metric=metric
         )
         if mb and asr:
-            cmps.append((mb.wer < asr.wer, _cmp(mb, asr)))
+            cmps.append((mb.wer < asr.wer, runs.cmp(mb, asr)))
             paper = (
                 f" (paper {mb_curve[p]:.2f}% vs {asr_curve[p]:.2f}%)"
                 if p in mb_curve and p in asr_curve
@@ -286,9 +364,9 @@ def _claim5(runs: _Runs, pub: pd.DataFrame) -> Judgement:
     best_tt = min(sweep, key=lambda tt: sweep[tt].wer)
     best, mid = sweep[best_tt], sweep.get(_r(MB_TAU))
     if best_tt in inside:
-        refuted, confirmed = False, any(_cmp(best, sweep[tt]) == -1 for tt in outside)
+        refuted, confirmed = False, any([runs.cmp(best, sweep[tt]) == -1 for tt in outside])
     else:
-        refuted, confirmed = mid is not None and _cmp(best, mid) == -1, False
+        refuted, confirmed = mid is not None and runs.cmp(best, mid) == -1, False
     out.verdict = _verdict(refuted, out.missing, confirmed)
     out.why = f"best tau_t={best_tt:g} at {best}"
     if mid is not None and mid is not best:
@@ -318,8 +396,10 @@ def _combine(per_target: dict[str, Judgement]) -> Judgement:
     )
 
 
-def _select(table: pd.DataFrame, **chosen) -> tuple[pd.DataFrame, tuple | None]:
+def _select(table: pd.DataFrame, seed: int | None = None, **chosen) -> tuple[pd.DataFrame, tuple | None]:
     df = table[table.split == "test"]
+    if seed is not None:
+        df = df[df.seed == seed]
     for col, val in chosen.items():
         if val is not None:
             df = df[df[col] == val]
@@ -336,35 +416,58 @@ def evaluate_claims(
     seed: int | None = None,
     source_domain: str | None = None,
     published: pd.DataFrame | None = None,
+    records: dict[str, dict] | None = None,
 ) -> list[dict[str, Any]]:
     """The five claims on `table` (rules in the module docstring): one dict per claim with claim,
-    statement, verdict, why, evidence (our points, WER as fractions) and paper (published WER in %).
-    The table must hold one (preset, scale, seed, source_domain) once filtered by the arguments."""
+    statement, verdict, why, evidence (our points, WER as fractions), tests (each comparison's paired
+    test), seeds and paper (published WER in %). The table must hold one (preset, scale, source_domain)
+    once filtered by the arguments; its seeds are pooled unless `seed` picks one. `records` ({run_id:
+    record}, e.g. from `read_records`) give the per-utterance errors the paired tests need."""
     pub = load_published() if published is None else published
-    df, combo = _select(table, preset=preset, scale=scale, seed=seed, source_domain=source_domain)
+    df, combo = _select(table, preset=preset, scale=scale, source_domain=source_domain, seed=seed)
+    seeds = sorted(int(x) for x in df.seed.unique()) if combo is not None else []
+    judged, tests = {}, {}
     if combo is None:
         empty = Judgement("inconclusive", "no test-set runs in the table (after filtering)")
         judged = dict.fromkeys(STATEMENTS, empty)
     else:
-        runs = _Runs(df, *combo)
-        judged = {}
+        runs = _Runs(df, combo[0], combo[1], seeds, combo[2], records)
         for n, judge in ((1, _claim1), (2, _claim2), (3, _claim3), (4, _claim4)):
+            runs.tests = []
             per_target = {t: judge(runs, pub, t) for t in runs.targets}
             if n == 4:  # forgetting is measured only where a run was evaluated on the source test set
                 per_target = {t: j for t, j in per_target.items() if j.evidence}
             judged[n] = _combine(per_target) if per_target else Judgement("inconclusive", _none_why(runs, n))
+            tests[n] = runs.tests
+        runs.tests = []
         judged[5] = _claim5(runs, pub)
+        tests[5] = runs.tests
     return [
         {
             "claim": n,
             "statement": STATEMENTS[n],
             "verdict": j.verdict,
             "why": j.why,
+            "seeds": seeds,
+            "tests": tests.get(n, []),
             "evidence": j.evidence,
             "paper": j.paper,
         }
         for n, j in judged.items()
     ]
+
+
+def records_for(results_csv: str | Path) -> dict[str, dict]:
+    """The records beside a results table ({run_id: record}): in its folder (a work dir's results/) or in
+    its `records/` subfolder (the published results/); empty when there are none."""
+    from mbasr.results import read_records
+
+    folder = Path(results_csv).parent
+    for where in (folder, folder / "records"):
+        recs = read_records(where) if where.is_dir() else []
+        if recs:
+            return {r["run_id"]: r for r in recs}
+    return {}
 
 
 def _none_why(runs: _Runs, n: int) -> str:
@@ -400,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         table = read_table(args.results_csv)
-        claims = evaluate_claims(table, args.preset, args.scale, args.seed, args.source_domain)
+        records = records_for(args.results_csv)
+        claims = evaluate_claims(
+            table, args.preset, args.scale, args.seed, args.source_domain, records=records
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 # the shipped stage-0 checkpoint of presets with a `stage0` section (mbasr/pretrain.py makes it)
 DEFAULT_STAGE0 = Path(__file__).resolve().parent / "assets" / "tiny" / "stage0.pt"
 ENCODER_NAMES = ("tiny", "whisper", "wavlm")  # the registry in mbasr/model/encoders.py
+WHISPER_WINDOWS = ("trimmed", "full")
 TRAINABLE_PARTS = ("encoder", "projector", "llm", "lora")
 PRECISIONS = ("float32", "bfloat16")
 
@@ -52,6 +53,7 @@ class EncoderConfig:
     hub_id: str | None  # Hugging Face id of pretrained weights (null for a from-scratch encoder)
     local_path: str | None  # a local folder, preferred over hub_id when it exists
     dim: int  # D, the width of the encoder's output frames
+    window: str | None  # whisper only: "trimmed" (each utterance's own length) or "full" (30-s windows)
     scratch: ScratchEncoderConfig | None  # the architecture when trained from scratch
 
 
@@ -117,12 +119,14 @@ class StageConfig:
 
 @dataclass
 class Stage0Config:
-    """Pretraining of the from-scratch parts (`tiny` only): tokenizer, CTC encoder, language model."""
+    """Pretraining of the from-scratch parts (`tiny` only): tokenizer, language model, and either a CTC
+    encoder (a from-scratch encoder) or the LM reading a pretrained encoder's speech through a projector."""
 
     tokenizer_vocab_size: int
     channel_augment: bool  # random generic channels in encoder training (mbasr/augment.py)
-    encoder: StageConfig
-    lm: StageConfig
+    encoder: StageConfig | None  # CTC pretraining of a from-scratch encoder (null: the encoder is pretrained)
+    lm: StageConfig  # general + source text, and copy examples (text in the speech slot)
+    speech: StageConfig | None  # the LM (+ projector) on general speech in the slot, text skills kept
 
 
 @dataclass
@@ -236,6 +240,13 @@ def _validate(cfg: Config, ctx: _Ctx) -> None:
         )
     if (cfg.encoder.scratch is None) == (cfg.encoder.name == "tiny"):
         ctx.fail(("encoder", "scratch"), "must be set exactly when encoder.name is 'tiny'")
+    if (cfg.encoder.window is None) == (cfg.encoder.name == "whisper"):
+        ctx.fail(("encoder", "window"), "must be set (trimmed | full) exactly when encoder.name is 'whisper'")
+    if cfg.encoder.window not in (None, *WHISPER_WINDOWS):
+        ctx.fail(
+            ("encoder", "window"),
+            f"unknown window {cfg.encoder.window!r}; known: {', '.join(WHISPER_WINDOWS)}",
+        )
     if cfg.encoder.scratch is not None and cfg.encoder.scratch.d_model != cfg.encoder.dim:
         ctx.fail(("encoder", "scratch", "d_model"), f"must equal encoder.dim ({cfg.encoder.dim})")
     if cfg.llm.scratch is None and not (cfg.llm.hub_id or cfg.llm.local_path):
@@ -247,7 +258,10 @@ def _validate(cfg: Config, ctx: _Ctx) -> None:
             ctx.fail(("stage0", "tokenizer_vocab_size"), "must equal llm.scratch.vocab_size")
     stages = [("stage1", cfg.stage1), ("stage2", cfg.stage2)]
     if cfg.stage0 is not None:
-        stages += [("stage0.encoder", cfg.stage0.encoder), ("stage0.lm", cfg.stage0.lm)]
+        if (cfg.stage0.encoder is None) == (cfg.encoder.scratch is not None):
+            ctx.fail(("stage0", "encoder"), "must be set exactly when the encoder is from scratch")
+        parts = ("encoder", "lm", "speech")
+        stages += [(f"stage0.{k}", getattr(cfg.stage0, k)) for k in parts if getattr(cfg.stage0, k)]
     for name, st in stages:
         path = tuple(name.split("."))
         if (st.epochs is None) == (st.steps is None):
@@ -260,7 +274,8 @@ def _validate(cfg: Config, ctx: _Ctx) -> None:
 
 
 def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
-    """Apply `{"a.b": v}` or nested `{"a": {"b": v}}` overrides; a key absent from the preset fails."""
+    """Apply `{"a.b": v}` or nested `{"a": {"b": v}}` overrides; a key absent from the preset fails. A
+    mapping given for a section that is null in the preset replaces it whole (checked like the preset)."""
     out = copy.deepcopy(raw)
 
     def put(path: list[str], value: Any) -> None:
@@ -275,12 +290,18 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any], source: str) -> dict:
             else:
                 node = node[k]
 
+    def current(path: list[str]) -> Any:
+        node = out
+        for k in path:
+            node = node.get(k) if isinstance(node, dict) else None
+        return node
+
     def walk(d: dict, prefix: list[str]) -> None:
         for k, v in d.items():
             path = prefix + str(k).split(".")
-            if isinstance(v, dict):
+            if isinstance(v, dict) and current(path) is not None:
                 walk(v, path)
-            else:
+            else:  # a value, or a whole section where the preset has null (e.g. a scratch encoder)
                 put(path, v)
 
     walk(overrides, [])

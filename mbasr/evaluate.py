@@ -290,6 +290,38 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def paired_bootstrap(
+    errors_a: np.ndarray,
+    errors_b: np.ndarray,
+    ref_words: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """WER(A) - WER(B) of two systems scored on the same utterances, with its percentile bootstrap CI:
+    each resample draws utterances once and scores both systems on that draw (a paired test: the
+    utterances' own difficulty cancels out). A CI wholly below 0 means A is significantly better."""
+    ea, eb = np.asarray(errors_a, dtype=np.int64), np.asarray(errors_b, dtype=np.int64)
+    words = np.asarray(ref_words, dtype=np.int64)
+    if not (len(ea) == len(eb) == len(words)) or len(words) == 0:
+        raise ValueError(
+            f"paired_bootstrap: errors_a ({len(ea)}), errors_b ({len(eb)}) and ref_words ({len(words)}) "
+            "must be the same non-zero number of utterances"
+        )
+    if words.sum() == 0:
+        raise ValueError("paired_bootstrap: the references hold no words; WER is undefined")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 4_000_000 // len(words))
+    diffs = np.empty(n_boot)
+    delta = ea - eb
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, len(words), size=(min(chunk, n_boot - start), len(words)))
+        diffs[start : start + len(idx)] = delta[idx].sum(axis=1) / np.maximum(words[idx].sum(axis=1), 1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return float(delta.sum() / words.sum()), float(lo), float(hi)
+
+
 def score(
     refs: Sequence[str],
     hyps: Sequence[str],

@@ -70,3 +70,20 @@ def code_version() -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return f"mbasr-{__version__}"
+
+
+LIBRARIES = ("torch", "transformers", "peft", "jiwer", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the libraries that shape a result, as installed: stored in every record."""
+    import importlib.metadata
+    import platform
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -34,9 +34,11 @@ from mbasr import augment
 from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
 from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, general_text, load_split, prepare_corpus
+from mbasr.decode import transcribe
 from mbasr.evaluate import score
 from mbasr.io import atomic_write_bytes, code_version
 from mbasr.model import LLMItem, build_model
+from mbasr.model.cache import encode_cached
 from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
 from mbasr.model.tokenizer import train_tokenizer
@@ -299,6 +301,19 @@ def copy_wer(
     }
 
 
+def _speech_wer(model, utts, feats, device) -> dict:
+    """WER of the model transcribing general speech from the slot (held-out voices)."""
+    model.eval()
+    with _autocast(device, bf16=False):
+        hyps = transcribe(model, utts, feats, batch_size=64, max_new_tokens=64)
+    res = score([u.target for u in utts], hyps, n_boot=200, seed=0)
+    return {
+        "wer": res.wer,
+        "ci": [res.ci_low, res.ci_high],
+        "examples": [{"ref": u.target, "hyp": h} for u, h in list(zip(utts, hyps, strict=True))[:5]],
+    }
+
+
 def train_lm(
     cfg: Config,
     corpus: Corpus,
@@ -308,12 +323,21 @@ def train_lm(
     eval_n: int = 300,
     max_minutes: float | None = None,
     text: list[str] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
+    speech: dict | None = None,
 ) -> dict:
     """The LM on general and source text (`lm_text`; plain LM loss) + copy examples of its sentences in
-    the prompt format (answer loss)."""
+    the prompt format (answer loss). With `speech` ({"train": utts, "dev": utts, "feats": {key: frames}};
+    general speech only) each batch also holds `stage.batch_size` speech items, the projector trains with
+    the LM (`stage.train`), and half a batch each of plain and copy text keeps the text skills. `init`:
+    an LM state to continue from. The kept state is the best dev score: speech WER, else corrupted-copy
+    WER."""
     stage = stage or cfg.stage0.lm
-    model = build_model(cfg, tokenizer=tok).to(device)
-    params = model.set_trainable(["llm"])
+    model = build_model(cfg, tokenizer=tok)
+    if init is not None:
+        _load_llm(model, init, "init")
+    model = model.to(device)
+    params = model.set_trainable(stage.train)
     model.train()
     text = text if text is not None else lm_text(corpus)
     dev = [u.target for u in load_split(corpus, GENERAL, "dev")][:eval_n]
@@ -323,44 +347,47 @@ def train_lm(
     t0 = time.perf_counter()
     curve, skipped = [], 0
     half = max(1, stage.batch_size // 2)
-    best = {"wer": math.inf, "step": 0, "state": None}
-    for step in tqdm(range(stage.steps), desc="stage 0: LM (text + copy)", mininterval=5):
+    best = {"score": math.inf, "step": 0, "state": None}
+    order: list = []
+    desc = "stage 0: LM (text + copy" + (" + speech)" if speech else ")")
+    for step in tqdm(range(stage.steps), desc=desc, mininterval=5):
         plain, copies = rng.sample(text, half), rng.sample(text, half)
+        items = _copy_items(copies, rng)
+        if speech:
+            if len(order) < stage.batch_size:
+                order = list(speech["train"])
+                rng.shuffle(order)
+            batch, order = order[: stage.batch_size], order[stage.batch_size :]
+            items += [LLMItem(target=u.target, feats=speech["feats"][u.key]) for u in batch]
         with _autocast(device, bf16=False):
             loss_lm = _lm_loss(model, tok, plain, device)
-            loss_copy = model(_copy_items(copies, rng))
-        loss = loss_lm + loss_copy
+            loss_slot = model(items)
+        loss = loss_lm + loss_slot
         _check_finite(loss, "LM", step)
         skipped += not optimizer_step(loss, opt, sched, params, stage.grad_clip)
         out_of_time = max_minutes is not None and time.perf_counter() - t0 > 60 * max_minutes
         if (step + 1) % stage.eval_every == 0 or step + 1 == stage.steps or out_of_time:
-            w = copy_wer(model, dev[:100], PAPER_CORRUPTION, device)["wer"]
+            point = {"step": step + 1, "loss_lm": loss_lm.item(), "loss_slot": loss_slot.item()}
+            point["dev_copy_wer_corrupted"] = copy_wer(model, dev[:100], PAPER_CORRUPTION, device)["wer"]
+            if speech:
+                point["dev_speech_wer"] = _speech_wer(model, speech["dev"][:100], speech["feats"], device)[
+                    "wer"
+                ]
             model.train()
-            curve.append(
-                {
-                    "step": step + 1,
-                    "loss_lm": loss_lm.item(),
-                    "loss_copy": loss_copy.item(),
-                    "dev_copy_wer_corrupted": w,
-                }
-            )
+            curve.append(point)
             tqdm.write(
-                f"LM step {step + 1}: lm {loss_lm.item():.3f} copy {loss_copy.item():.3f}; corrupted-copy WER {100 * w:.1f}%"
+                f"LM step {step + 1}: lm {point['loss_lm']:.3f} slot {point['loss_slot']:.3f}; "
+                f"corrupted-copy WER {100 * point['dev_copy_wer_corrupted']:.1f}%"
+                + (f"; speech WER {100 * point['dev_speech_wer']:.1f}%" if speech else "")
             )
-            if w <= best["wer"]:
-                best = {
-                    "wer": w,
-                    "step": step + 1,
-                    "state": {
-                        k: v.detach().cpu().clone()
-                        for k, v in model.llm.get_base_model().state_dict().items()
-                        if "lora_" not in k
-                    },
-                }
+            score_now = point["dev_speech_wer"] if speech else point["dev_copy_wer_corrupted"]
+            if score_now <= best["score"]:
+                best = {"score": score_now, "step": step + 1, "state": _stage0_state(model)}
             if out_of_time:
                 tqdm.write(f"LM: stopped after {step + 1} steps (--max-minutes {max_minutes})")
                 break
-    model.llm.get_base_model().load_state_dict(best["state"], strict=False)
+    _load_llm(model, best["state"]["llm"], "best")
+    model.projector.load_state_dict(best["state"]["projector"])
     metrics = {
         "copy_clean": copy_wer(model, dev, None, device),
         "copy_corrupted": copy_wer(model, dev, PAPER_CORRUPTION, device),
@@ -370,8 +397,12 @@ def train_lm(
         },
         "perplexity_general_dev": lm_perplexity(model, tok, dev, device),
     }
+    if speech:
+        metrics["speech_general_dev"] = _speech_wer(model, speech["dev"], speech["feats"], device)
+        metrics["speech_hours"] = sum(u.duration for u in speech["train"]) / 3600
+    state = best["state"] if speech else best["state"]["llm"]
     return {
-        "state": best["state"],
+        "state": state,
         "best_step": best["step"],
         "steps_done": step + 1,
         "skipped_steps": skipped,
@@ -379,6 +410,25 @@ def train_lm(
         "seconds": time.perf_counter() - t0,
         **metrics,
     }
+
+
+def _stage0_state(model) -> dict[str, dict[str, torch.Tensor]]:
+    llm = model.llm.get_base_model().state_dict().items()
+    return {
+        "llm": {k: v.detach().cpu().clone() for k, v in llm if "lora_" not in k},
+        "projector": {k: v.detach().cpu().clone() for k, v in model.projector.state_dict().items()},
+    }
+
+
+def _load_llm(model, state: dict[str, torch.Tensor], where: str) -> None:
+    result = model.llm.get_base_model().load_state_dict(
+        {k: v.float() for k, v in state.items()}, strict=False
+    )
+    missing = [k for k in result.missing_keys if "lora_" not in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{where}: LM keys not loaded: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
 
 
 def _stage0_corpus(preset: str, work_dir, scale: str, seed: int, overrides: dict | None):
@@ -425,8 +475,12 @@ def train_part(
         + (f" --init {init}" if init else "")
         + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()),
     }
-    if init is not None and part != "encoder":
-        raise ValueError(f"init={init}: only the encoder part can continue from a checkpoint")
+    if init is not None and part == "lm":
+        raise ValueError(f"init={init}: the lm part starts from scratch (encoder and speech continue one)")
+    if part == "speech":
+        if init is None:
+            raise ValueError("part 'speech' continues an LM: pass init=<lm part file or stage-0 checkpoint>")
+        return _train_speech(cfg, corpus, record, work_dir, scale, seed, dev, init, out, max_minutes)
     tokenizer = None
     if part == "encoder":
         start = _read_part(init, "encoder") if init else None
@@ -445,7 +499,7 @@ def train_part(
         result = train_lm(cfg, corpus, load_tokenizer(tok_dir), dev, max_minutes=max_minutes, text=text)
         result["text_sentences"] = len(text)
     else:
-        raise ValueError(f"part={part!r}: choose 'encoder' or 'lm'")
+        raise ValueError(f"part={part!r}: choose 'encoder', 'lm' or 'speech'")
     state = _half(result.pop("state"))
     record[part] = result
     record = json.loads(json.dumps(record, default=float))  # plain types: loadable with weights_only
@@ -453,6 +507,62 @@ def train_part(
     torch.save({"record": record, "state": state, "tokenizer": tokenizer}, buf)
     atomic_write_bytes(out, buf.getvalue())
     print(f"stage 0 {part} written to {out}")
+    return Path(out)
+
+
+def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out, max_minutes) -> Path:
+    """The `speech` part: continue the LM of `init` with a fresh projector on the general speech (features
+    of the preset's pretrained encoder, cached), keeping its text skills; writes a whole stage-0
+    checkpoint (LM, projector, tokenizer, and the record of both parts)."""
+    if cfg.stage0.speech is None:
+        raise ValueError("stage0.speech is null in this preset: nothing to train")
+    start = _read_part(init, "lm")
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in start["tokenizer"].items():
+            (Path(d) / name).write_text(text, encoding="utf-8")
+        tok = load_tokenizer(d)
+    train, dev = load_split(corpus, GENERAL, "train"), load_split(corpus, GENERAL, "dev")
+    t0 = time.perf_counter()
+    encoder = build_model(cfg, tokenizer=tok).encoder.to(device)
+    feats = encode_cached(encoder, train + dev, Path(work_dir) / "cache")
+    encode_s = time.perf_counter() - t0
+    text = lm_text(corpus, _held_out_elsewhere(work_dir, seed, scale))
+    # The source's training text is what this part must teach the LM anew (the source holds banking calls
+    # that the first LM never read): repeated so that it is about half of the text items.
+    source = [u.target for u in load_split(corpus, SOURCE, "train")]
+    text += source * max(1, (len(text) - len(source)) // max(1, len(source)) - 1)
+    speech = {"train": train, "dev": dev, "feats": feats}
+    result = train_lm(
+        cfg,
+        corpus,
+        tok,
+        device,
+        stage=cfg.stage0.speech,
+        max_minutes=max_minutes,
+        text=text,
+        init=start["state"],
+        speech=speech,
+    )
+    result.update(text_sentences=len(text), encode_seconds=round(encode_s, 1), init=str(init))
+    state = result.pop("state")
+    lm_rec = start["record"]
+    record = {
+        **{k: v for k, v in record.items() if k not in ("made_on", "command")},
+        "made_on": {"lm": lm_rec["made_on"], "speech": record["made_on"]},
+        "commands": [lm_rec["command"], record["command"]],
+        "lm": {**lm_rec["lm"], "corpus": lm_rec.get("corpus")},
+        "speech": result,
+    }
+    record = json.loads(json.dumps(record, default=float))
+    ckpt = {
+        "record": record,
+        "parts": {"llm": _half(state["llm"]), "projector": _half(state["projector"])},
+        "tokenizer": start["tokenizer"],
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"stage 0 (LM + speech) written to {out}")
     return Path(out)
 
 
@@ -515,7 +625,7 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["corpus", "encoder", "lm", "merge", "all", "cer"])
+    ap.add_argument("command", choices=["corpus", "encoder", "lm", "speech", "merge", "all", "cer"])
     ap.add_argument("parts", nargs="*", help="merge: the encoder and lm part files")
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--work-dir", default="runs")
@@ -525,7 +635,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop a part's training after this long")
     ap.add_argument(
-        "--init", default=None, help="encoder: continue from this part file or stage-0 checkpoint"
+        "--init", default=None, help="encoder, speech: continue from this part file or stage-0 checkpoint"
     )
     ap.add_argument(
         "--set", action="append", default=[], help="preset override KEY=VALUE (stage0.lm.steps=100)"
@@ -537,7 +647,7 @@ def main(argv=None) -> int:
     common = dict(preset=args.preset, work_dir=args.work_dir, scale=args.scale, seed=args.seed)
     if args.command == "corpus":
         _stage0_corpus(args.preset, args.work_dir, args.scale, args.seed, overrides)
-    elif args.command in ("encoder", "lm"):
+    elif args.command in ("encoder", "lm", "speech"):
         out = args.out or f"stage0-{args.command}.pt"
         train_part(
             args.command,
@@ -580,8 +690,10 @@ def stage0_record(path: str | Path = DEFAULT_STAGE0) -> dict:
 
 
 def load_stage0(cfg: Config, path: str | Path = DEFAULT_STAGE0):
-    """A SpeechLLM of the tiny preset with its stage-0 encoder, LM and tokenizer (projector and LoRA
-    fresh from `cfg.seed`). The encoder and LM architecture in `cfg` must be the ones pretrained."""
+    """A SpeechLLM of the tiny preset with its stage-0 LM and tokenizer, its encoder (from scratch: from
+    the checkpoint; pretrained: from its weights) and the stage-0 projector when the checkpoint has one
+    (else a fresh one from `cfg.seed`; LoRA is always fresh). The architecture in `cfg` must be the one
+    pretrained."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
@@ -589,8 +701,9 @@ def load_stage0(cfg: Config, path: str | Path = DEFAULT_STAGE0):
             "(hours on a CPU, minutes on a GPU: scripts/stage0_gpu.sh)"
         )
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    made = ckpt["record"]["config"]
-    for section in ("encoder", "llm"):
+    made, parts = ckpt["record"]["config"], ckpt["parts"]
+    sections = ("encoder", "llm") + (("projector",) if parts.get("projector") is not None else ())
+    for section in sections:
         if made[section] != cfg.to_dict()[section]:
             raise ValueError(
                 f"{path}: pretrained with a different `{section}` section than the preset asks for "
@@ -601,13 +714,9 @@ def load_stage0(cfg: Config, path: str | Path = DEFAULT_STAGE0):
             (Path(d) / name).write_text(text, encoding="utf-8")
         tok = load_tokenizer(d)
     model = build_model(cfg, tokenizer=tok)
-    model.encoder.load_state_dict({k: v.float() for k, v in ckpt["parts"]["encoder"].items()}, strict=True)
-    result = model.llm.get_base_model().load_state_dict(
-        {k: v.float() for k, v in ckpt["parts"]["llm"].items()}, strict=False
-    )
-    missing = [k for k in result.missing_keys if "lora_" not in k]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"{path}: LM keys not loaded: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}"
-        )
+    if cfg.encoder.scratch is not None:
+        model.encoder.load_state_dict({k: v.float() for k, v in parts["encoder"].items()}, strict=True)
+    _load_llm(model, parts["llm"], str(path))
+    if parts.get("projector") is not None:
+        model.projector.load_state_dict({k: v.float() for k, v in parts["projector"].items()}, strict=True)
     return model

@@ -28,7 +28,8 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-from mbasr.io import atomic_write_json, atomic_write_text, code_version
+from mbasr.evaluate import read_alignments
+from mbasr.io import atomic_write_json, atomic_write_text, code_version, library_versions
 
 SCHEMA_ID = "mbasr.result/1"
 CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.claims), not a record
@@ -78,6 +79,17 @@ EVAL_SCHEMA: dict[str, Any] = {
         "n_utts": {"type": "integer", "minimum": 1},
         "n_words": {"type": ["integer", "null"], "minimum": 1},
         "alignments": _NULL_STR,
+        # per utterance, in test-set order: what a paired test between two systems needs (mbasr.claims)
+        "utterances": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["keys", "errors", "words"],
+            "properties": {
+                "keys": {"type": "array", "items": {"type": "string"}},
+                "errors": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "words": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            },
+        },
     },
 }
 
@@ -105,6 +117,7 @@ SCHEMA: dict[str, Any] = {
         "params": {"type": "object"},
         "config": {"type": ["object", "null"]},
         "code_version": {"type": "string", "minLength": 1},
+        "versions": {"type": "object", "additionalProperties": {"type": "string"}},
         "created": {"type": "string", "minLength": 1},
         "seconds": {"type": "object", "additionalProperties": _RATE},
         "model_path": _NULL_STR,
@@ -230,13 +243,21 @@ def eval_entry(domain: str, split: str, result: Any, alignments: str | Path | No
     """An `eval` entry from a `WerResult` or its summary dict (`<domain>_test.json`, a base `result["wer"]`
     value): the record keeps WER, CI and sizes; the error counts stay in the alignments file."""
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return {
+    entry = {
         "domain": domain,
         "split": split,
         **{k: d[k] for k in ("wer", "ci_low", "ci_high", "n_utts")},
         "n_words": d.get("n_words"),
         "alignments": None if alignments is None else str(alignments),
     }
+    if alignments is not None and Path(alignments).is_file():
+        rows = read_alignments(alignments)
+        entry["utterances"] = {
+            "keys": [r["key"] for r in rows],
+            "errors": [r["subs"] + r["ins"] + r["dels"] for r in rows],
+            "words": [r["n_ref"] for r in rows],
+        }
+    return entry
 
 
 def make_record(**fields: Any) -> dict[str, Any]:
@@ -245,6 +266,8 @@ def make_record(**fields: Any) -> dict[str, Any]:
     rec = {"schema": SCHEMA_ID, "created": datetime.now(UTC).isoformat(timespec="seconds")} | fields
     if "code_version" not in rec:
         rec["code_version"] = code_version()
+    if "versions" not in rec:
+        rec["versions"] = library_versions()
     if "tau_t" not in rec and "p" in rec and "tau" in rec:
         rec["tau_t"] = None if rec["tau"] is None else (1 - rec["p"]) * rec["tau"]
     if "run_id" not in rec and all(k in rec for k in ("experiment", "preset", "scale", "seed")):

@@ -4,12 +4,44 @@ import random
 
 from transformers import LlamaConfig
 
+# a from-scratch log-mel encoder of 64 dims (the `tiny` encoder of mbasr/model/encoders.py): tests that
+# need no pretrained weights use it in place of the tiny preset's Whisper
+SCRATCH_ENCODER = {
+    "encoder": {
+        "name": "tiny",
+        "hub_id": None,
+        "local_path": None,
+        "dim": 64,
+        "window": None,
+        "scratch": {
+            "n_mels": 80,
+            "d_model": 64,
+            "n_layers": 1,
+            "n_heads": 4,
+            "d_ff": 128,
+            "dropout": 0.1,
+            "ctc_vocab": " abcdefghijklmnopqrstuvwxyz'",
+        },
+    },
+    "stage0.encoder": {
+        "train": ["encoder"],
+        "optimizer": "adamw",
+        "lr": 1.0e-3,
+        "weight_decay": 0.01,
+        "warmup_steps": 1,
+        "decay_steps": None,
+        "epochs": None,
+        "steps": 2,
+        "batch_size": 4,
+        "eval_every": 2,
+        "checkpoint_every": None,
+        "grad_clip": 1.0,
+    },
+}
+
 # the tiny preset scaled down further, so each test runs in well under a second
 SMALLER = {
-    "encoder.dim": 64,
-    "encoder.scratch.d_model": 64,
-    "encoder.scratch.n_layers": 1,
-    "encoder.scratch.d_ff": 128,
+    **SCRATCH_ENCODER,
     "projector.hidden": 64,
     "llm.hidden": 64,
     "llm.scratch.vocab_size": 400,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 import yaml
-from conftest import needs_tts
+from conftest import needs_tts, needs_whisper
 from test_train import _random_stage0
 
 from mbasr.adapt import adapt, base_record, compare, side_by_side, stage2_config
@@ -83,7 +83,6 @@ def test_stage2_config_applies_steps_and_lr():
 
 
 MICRO_RUN = {
-    "encoder.scratch.n_layers": 6,  # the random stage 0 has the tiny preset's architecture
     "stage2.batch_size": 4,
     "stage2.warmup_steps": 1,
     "stage2.steps": 2,
@@ -91,6 +90,7 @@ MICRO_RUN = {
 
 
 @needs_tts
+@needs_whisper
 @pytest.mark.slow
 def test_adapt_runs_each_strategy_records_and_reuses(micro, micro_work_dir, tmp_path):
     """Micro corpus, random stage 0, 2 base steps and 2 stage-2 steps per strategy: the plumbing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -200,9 +201,12 @@ def test_empty_and_ambiguous_tables():
     rows = _paper_like() + [
         {**r, "seed": 1, "run_id": r["run_id"].replace("-s0-", "-s1-")} for r in _paper_like()
     ]
-    with pytest.raises(ValueError, match="several"):
-        evaluate_claims(_table(rows))
+    pooled = evaluate_claims(_table(rows))  # seeds are pooled
+    assert [c["verdict"] for c in pooled] == ["held"] * 5 and all(c["seeds"] == [0, 1] for c in pooled)
     assert [c["verdict"] for c in evaluate_claims(_table(rows), seed=1)] == ["held"] * 5
+    other = [{**r, "preset": "small", "run_id": r["run_id"].replace("tiny", "small")} for r in _paper_like()]
+    with pytest.raises(ValueError, match="several"):
+        evaluate_claims(_table(_paper_like() + other))
 
 
 def test_dev_rows_are_ignored_and_duplicates_rejected():
@@ -228,3 +232,62 @@ def test_cli_writes_json_and_prints_the_table(tmp_path, capsys):
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert [c["verdict"] for c in claims] == ["held"] * 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "results.csv"]
+
+
+# --- paired tests over utterances, pooled over seeds --------------------------------------------------------
+
+
+def _record(row, errors, words):
+    keys = [f"{row['eval_domain']}-test-{i:05d}" for i in range(len(errors))]
+    utts = {"keys": keys, "errors": [int(e) for e in errors], "words": [int(w) for w in words]}
+    entry = {"domain": row["eval_domain"], "split": "test", "utterances": utts}
+    return {"run_id": row["run_id"], "eval": [entry]}
+
+
+def _paired_table(diff_errors: int, seeds=(0, 1, 2), n=300, seed=0):
+    """Text-only and base on banking for each seed: the same per-utterance errors, plus `diff_errors`
+    fewer for text-only on random utterances; the table's CIs overlap widely, so only pairing can tell."""
+    rng = np.random.default_rng(seed)
+    rows, records = [], {}
+    for s in seeds:
+        words = rng.integers(5, 15, n)
+        base = rng.binomial(words, 0.3)
+        text = base.copy()
+        for i in rng.choice(n, diff_errors, replace=False):
+            text[i] = max(0, text[i] - 1)
+        for exp, tau, err in (("base", None, base), ("text_only", 0.5, text)):
+            wer = err.sum() / words.sum()
+            r = _row(exp, None if exp == "base" else "banking", 0.0, tau, "banking", wer, half=0.05, seed=s)
+            rows.append(r)
+            records[r["run_id"]] = _record(r, err, words)
+    return _table(rows), records
+
+
+def test_paired_bootstrap_detects_a_known_difference_and_not_identical_systems():
+    from mbasr.evaluate import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    words = rng.integers(5, 15, 400)
+    a = rng.binomial(words, 0.3)
+    diff, lo, hi = paired_bootstrap(a, a, words)
+    assert diff == 0 and lo == 0 and hi == 0  # identical systems: never significant
+    b = a + (rng.random(400) < 0.3)  # B makes ~120 more errors over ~4,000 words
+    diff, lo, hi = paired_bootstrap(a, b, words)
+    assert diff < 0 and hi < 0, (diff, lo, hi)
+    with pytest.raises(ValueError, match="same non-zero number"):
+        paired_bootstrap(a, b[:10], words)
+
+
+def test_claims_pair_utterances_pooled_over_seeds():
+    table, records = _paired_table(diff_errors=60)
+    claim1 = evaluate_claims(table, records=records)[0]
+    tests = [t for t in claim1["tests"] if t["a"].startswith("tiny-default-s0-text_only")]
+    assert len(tests) == 1 and tests[0]["test"] == "paired bootstrap"
+    assert tests[0]["n_utts"] == 900 and tests[0]["significant"] == "a lower"  # text-only below base
+    assert tests[0]["ci"][1] < 0
+    # without the per-utterance errors, the overlapping CIs cannot show it
+    unpaired = evaluate_claims(table)[0]
+    assert all(t["significant"] == "no" for t in unpaired["tests"])
+    # identical systems: no difference found
+    same, recs = _paired_table(diff_errors=0)
+    assert all(t["significant"] == "no" for t in evaluate_claims(same, records=recs)[0]["tests"])

@@ -104,13 +104,13 @@ def test_presets_load():
 def test_preset_rejects_unknown_missing_and_mistyped_keys(tmp_path):
     text = (Path(__file__).parents[1] / "mbasr/presets/tiny.yaml").read_text()
     bad = tmp_path / "bad.yaml"
-    bad.write_text(text.replace("  k: 3", "  k: 3\n  stride: 2"))
+    bad.write_text(text.replace("  k: 5", "  k: 5\n  stride: 2"))
     with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: projector\.stride: unknown key"):
         load_preset(bad)
     bad.write_text(text.replace("  hidden: 512", ""))
     with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: projector: missing key\(s\) hidden"):
         load_preset(bad)
-    bad.write_text(text.replace("lr: 1.0e-3                    # paper", "lr: 1e-3  # paper"))
+    bad.write_text(text.replace("lr: 5.0e-4                    # paper", "lr: 5e-4  # paper"))
     with pytest.raises(ConfigError, match=r"stage1\.lr: must be a number"):
         load_preset(bad)
     with pytest.raises(ConfigError, match="override 'stage9.lr'"):
@@ -144,7 +144,9 @@ def test_encoder_registry_cuts_to_real_length(cfg):
         ("wavlm", wavlm, 32, [49, 27, 13]),  # the conv stack's valid frames
         ("tiny", None, cfg.encoder.dim, [26, 15, 7]),  # (samples // 160 + 1) / 2 / 2, rounded up
     ]:
-        ecfg = dataclasses.replace(cfg.encoder, name=name, dim=dim)
+        ecfg = dataclasses.replace(
+            cfg.encoder, name=name, dim=dim, window="full" if name == "whisper" else None
+        )
         enc = build_encoder(ecfg, hf)
         assert not any(p.requires_grad for p in enc.parameters()) and not enc.training
         with torch.no_grad():
@@ -288,7 +290,7 @@ def test_checkpoint_roundtrip_and_loud_mismatch(model, cfg, tmp_path):
         assert torch.allclose(model(items), loaded(items))
     other = load_preset("tiny", {**SMALLER, "projector.hidden": 32})
     with pytest.raises(
-        ValueError, match=r"part 'projector': shape mismatch .*linear1\.weight: \(64, 192\) vs \(32, 192\)"
+        ValueError, match=r"part 'projector': shape mismatch .*linear1\.weight: \(64, 320\) vs \(32, 320\)"
     ):
         load_trainable(build_model(other, tokenizer=loaded.tokenizer), tmp_path / "ckpt.pt", other)
 

@@ -1,5 +1,7 @@
-"""Stage 0 of the tiny preset (mbasr/pretrain.py) at micro scale: both parts train a few steps, merge
-into one checkpoint that load_stage0 turns into a model; SpecAugment and the skipped-step guard."""
+"""Stage 0 of the tiny preset (mbasr/pretrain.py) at micro scale: the LM, then the LM reading Whisper's
+general speech through a projector (the preset's stage 0), and, for a from-scratch encoder, CTC
+pretraining merged with an LM; each a few steps, loaded back by load_stage0; SpecAugment and the
+skipped-step guard."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from helpers import SMALLER as MICRO
 
 from mbasr.config import load_preset
 from mbasr.model.encoders import TinyEncoder, spec_augment
+from mbasr.model.hub import REPO_ROOT
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 from mbasr.pretrain import load_stage0, merge_parts, stage0_record, train_part
 
 FEW_STEPS = {
     **MICRO,
+    "stage0.channel_augment": True,
     "stage0.encoder.steps": 2,
     "stage0.encoder.batch_size": 4,
     "stage0.encoder.eval_every": 2,
@@ -93,5 +97,47 @@ def test_stage0_parts_merge_and_load(micro, micro_work_dir, tmp_path):
         merged["llm"]["model.norm.weight"],
         torch.load(out, weights_only=True)["parts"]["llm"]["model.norm.weight"],
     )
-    with pytest.raises(ValueError, match="only the encoder"):
+    with pytest.raises(ValueError, match="starts from scratch"):
         train_part("lm", out=tmp_path / "lm2.pt", init=out, **kw)
+
+
+WHISPER = REPO_ROOT / "weights" / "whisper-tiny.en"
+# the tiny preset (Whisper tiny.en) with a smaller LM and two steps per part
+WHISPER_FEW = {
+    "llm.hidden": 64,
+    "llm.scratch.vocab_size": 400,
+    "llm.scratch.n_layers": 2,
+    "llm.scratch.intermediate": 128,
+    "stage0.tokenizer_vocab_size": 400,
+    "projector.hidden": 64,
+    **{
+        f"stage0.{part}.{k}": v
+        for part in ("lm", "speech")
+        for k, v in (("steps", 2), ("batch_size", 4), ("eval_every", 2))
+    },
+}
+
+
+@needs_tts
+@pytest.mark.slow
+@pytest.mark.skipif(not WHISPER.is_dir(), reason="weights/whisper-tiny.en missing (scripts/setup_env.sh)")
+def test_stage0_lm_then_speech_with_whisper(micro, micro_work_dir, tmp_path):
+    """The preset's stage 0: the LM, then the LM and a projector on general speech; load_stage0 gives
+    back the LM and the projector, the encoder being Whisper's own."""
+    kw = dict(work_dir=micro_work_dir, scale="micro", seed=0, overrides=WHISPER_FEW, device="cpu")
+    lm = train_part("lm", out=tmp_path / "lm.pt", **kw)
+    with pytest.raises(ValueError, match="continues an LM"):
+        train_part("speech", out=tmp_path / "x.pt", **kw)
+    out = train_part("speech", out=tmp_path / "stage0.pt", init=lm, **kw)
+    rec = stage0_record(out)
+    assert rec["speech"]["steps_done"] == 2 and rec["speech"]["skipped_steps"] == 0
+    assert 0 <= rec["speech"]["speech_general_dev"]["wer"] and rec["speech"]["speech_hours"] > 0
+    assert set(rec["speech"]["perplexity"]) == {"source", "banking", "agriculture", "musical_instruments"}
+    assert rec["lm"]["steps_done"] == 2 and len(rec["commands"]) == 2
+    ckpt = torch.load(out, weights_only=True)
+    assert set(ckpt["parts"]) == {"llm", "projector"}
+    cfg = load_preset("tiny", WHISPER_FEW)
+    model = load_stage0(cfg, out)
+    assert torch.equal(model.projector.linear1.weight, ckpt["parts"]["projector"]["linear1.weight"].float())
+    with pytest.raises(ValueError, match="different `projector` section"):
+        load_stage0(load_preset("tiny", {**WHISPER_FEW, "projector.hidden": 32}), out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import needs_tts
+from conftest import needs_tts, needs_whisper
 from test_adapt import MICRO_RUN
 from test_train import _random_stage0
 from test_workflow import _snakemake
@@ -382,6 +382,7 @@ def _run(job, **extra):
 
 
 @needs_tts
+@needs_whisper
 @pytest.mark.slow
 def test_search_at_micro_scale(micro, micro_work_dir, tmp_path):
     """Random stage 0, 2 base steps, 2 stage-2 steps per run; 2 strategies x 2 lrs on the banking dev set."""

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import needs_whisper
+from helpers import SCRATCH_ENCODER
 
 from mbasr.batching import MixedBatchSampler
 from mbasr.config import load_preset
@@ -37,7 +39,7 @@ HERE = Path(__file__).resolve()
 
 # the tiny preset scaled down: a 1-layer encoder, a 2-layer hidden-128 LLM, a 500-token vocabulary
 MICRO = {
-    "encoder.scratch.n_layers": 1,
+    **SCRATCH_ENCODER,
     "llm.hidden": 128,
     "llm.scratch.n_layers": 2,
     "llm.scratch.intermediate": 256,
@@ -239,21 +241,22 @@ def test_stage_settings_are_checked(work, tmp_path):
 
 
 def _random_stage0(work: Path) -> Path:
-    """A stage-0 checkpoint of the tiny preset's architecture with random weights (the shipped one is
-    pretrained; only the plumbing is tested here)."""
+    """A stage-0 checkpoint of the tiny preset's architecture (Whisper tiny.en, the LM, the projector)
+    with a random LM and projector (the shipped one is pretrained; only the plumbing is tested here)."""
     cfg = load_preset("tiny")
     tok = _tokenizer(work)
     model = build_model(cfg, tokenizer=tok)
     llm = {k: v for k, v in model.llm.get_base_model().state_dict().items() if "lora_" not in k}
     ckpt = {
         "record": {"config": cfg.to_dict()},
-        "parts": {"encoder": model.encoder.state_dict(), "llm": llm},
+        "parts": {"llm": llm, "projector": model.projector.state_dict()},
         "tokenizer": {p.name: p.read_text(encoding="utf-8") for p in sorted(tok.iterdir()) if p.is_file()},
     }
     torch.save(ckpt, work / "stage0.pt")
     return work / "stage0.pt"
 
 
+@needs_whisper
 @needs_tts
 @pytest.mark.slow
 @pytest.mark.notebook

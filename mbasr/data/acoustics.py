@@ -4,14 +4,20 @@ In the paper the targets differ from the source not only in words but in sound: 
 call-centre telephone speech, the SlideSpeech domains are lecture videos recorded in rooms and outdoors.
 Synthetic speech is studio-clean, so each target domain gets a procedural condition (no noise files):
 
-- "clean": unchanged (the source and the general-English corpus).
-- "telephone" (Banking; mirrors narrowband call-centre audio): 300-3400 Hz band-pass, an 8 kHz round
-  trip (down- then up-sampled), mild soft clipping and 8-bit mu-law (G.711-like) quantisation at 8 kHz.
-- "outdoor" (Agriculture; mirrors field recordings): wind (brown noise, low-passed, with slow gusts),
-  plus bird chirps and/or a tractor-engine hum, added at an SNR drawn uniformly from OUTDOOR_SNR_DB.
-- "reverb" (Musical Instruments; mirrors a hall or studio room): convolution with a synthetic room impulse
-  response (direct path, early reflections, exponentially decaying noise tail with RT60 drawn from
-  REVERB_RT60_S).
+- "clean": unchanged.
+- "telephone" (the source and Banking: both are call-centre calls in the paper): 300-3400 Hz band-pass,
+  an 8 kHz round trip (down- then up-sampled), mild soft clipping and 8-bit mu-law (G.711-like)
+  quantisation at 8 kHz.
+- "lecture" (Agriculture and Musical Instruments: the paper's SlideSpeech lecture videos): a room
+  (`reverb`, RT60 from LECTURE_RT60_S), a lecture microphone's colouring (high-pass, a random low-pass
+  from LECTURE_LOWPASS_HZ) and mild room noise (ventilation-like low-passed noise with a mains hum) at an
+  SNR from LECTURE_SNR_DB.
+- "generic" (the general pool, on which stage 0 pretrains): a third of the utterances clean, the rest
+  through a random generic channel of `mbasr.augment.channel` (band limits, rooms, coloured noise): the
+  pretraining speech spans channels in general, never the targets' own generators.
+- "outdoor" (field recordings: wind, bird chirps and/or a tractor-engine hum at an SNR drawn from
+  OUTDOOR_SNR_DB) and "reverb" (a room alone): not used by default, kept for imported domains and
+  ablations (`conditions={...}`).
 
 `DEFAULT_CONDITION` maps each domain to its condition; pass `enabled=False` to `condition_for` (or use
 "clean") to switch them off. Every output is float32, as long as its input, its RMS matched to the input
@@ -33,18 +39,25 @@ import math
 import numpy as np
 from scipy.signal import butter, fftconvolve, firwin, resample_poly, sosfilt, sosfiltfilt
 
-CONDITIONS = ("clean", "telephone", "outdoor", "reverb")
+CONDITIONS = ("clean", "telephone", "lecture", "generic", "outdoor", "reverb")
 DEFAULT_CONDITION = {
-    "source": "clean",
-    "general": "clean",
+    "source": "telephone",
+    "general": "generic",
     "banking": "telephone",
-    "agriculture": "outdoor",
-    "musical_instruments": "reverb",
+    "agriculture": "lecture",
+    "musical_instruments": "lecture",
 }
 PEAK_LIMIT = 0.99  # outputs are scaled down (never up) so that |sample| <= PEAK_LIMIT
 # Keys the corpus's audio cache with tts.SYNTHESIS_VERSION: give a condition a new value whenever a change
 # alters its output, so that only its cached audio is made again ("" is the key of the first version).
-CONDITION_VERSIONS = {"clean": "", "telephone": "", "outdoor": "2", "reverb": ""}  # outdoor 2: faster noise
+CONDITION_VERSIONS = {
+    "clean": "",
+    "telephone": "",
+    "lecture": "1",
+    "generic": "1",
+    "outdoor": "2",  # 2: faster noise
+    "reverb": "",
+}
 
 TELEPHONE_BAND_HZ = (300.0, 3400.0)  # ITU-T narrowband telephony
 TELEPHONE_RATE = 8000
@@ -59,6 +72,12 @@ OUTDOOR_P_TRACTOR = 0.5  # chance an utterance has a tractor engine
 REVERB_RT60_S = (0.3, 0.8)  # reverberation time, uniform
 REVERB_EARLY_TO_LATE_DB = (0.0, 6.0)  # (direct path + early reflections) / late tail energy, uniform
 REVERB_N_EARLY = (4, 10)  # number of early reflections, within 3-40 ms
+
+LECTURE_RT60_S = (0.4, 0.9)  # a classroom or lecture hall
+LECTURE_LOWPASS_HZ = (4500.0, 7000.0)  # the microphone's top end, uniform
+LECTURE_HIGHPASS_HZ = 120.0
+LECTURE_SNR_DB = (18.0, 30.0)  # speech-to-room-noise ratio, uniform
+GENERIC_P_CLEAN = 1 / 3
 
 CONTROL_RATE = 100  # Hz: sample rate of slowly varying random curves (cutoffs <= 5 Hz), then interpolated
 TRACTOR_HARMONICS = 15  # engine hum: firing rate and its harmonics
@@ -282,6 +301,42 @@ def reverb(
     return _finish(y, x)
 
 
+def room_noise(n: int, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """`n` samples of a room's background (unit RMS): ventilation-like noise (white noise low-passed at
+    300-800 Hz) with a faint 50 or 60 Hz mains hum and its harmonics."""
+    noise = sosfilt(_biquad("lowpass", rng.uniform(300.0, 800.0), sr), rng.standard_normal(n))
+    noise /= _rms(noise) + 1e-12
+    t = np.arange(n) / sr
+    mains = rng.choice([50.0, 60.0])
+    hum = sum(np.sin(2 * np.pi * mains * h * t + rng.uniform(0, 2 * np.pi)) / h for h in (1, 2, 3))
+    noise += rng.uniform(0.1, 0.4) * hum / (_rms(hum) + 1e-12)
+    return noise / (_rms(noise) + 1e-12)
+
+
+def lecture(wave: np.ndarray, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+    """A lecture recording: a room, a lecture microphone's band and mild room noise (module docstring)."""
+    x = np.asarray(wave, dtype=np.float64)
+    y = fftconvolve(x, room_impulse_response(rng, sr, rng.uniform(*LECTURE_RT60_S)))[: len(x)]
+    y = sosfilt(_fixed_sos(2, LECTURE_HIGHPASS_HZ, "highpass", sr), y)
+    y = sosfilt(_biquad("lowpass", rng.uniform(*LECTURE_LOWPASS_HZ), sr), y)
+    y *= _rms(x) / (_rms(y) + 1e-12)
+    return _finish(add_noise(y, room_noise(len(y), rng, sr), rng.uniform(*LECTURE_SNR_DB)), None)
+
+
+def generic(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Clean (GENERIC_P_CLEAN of the time) or through one random generic channel (`mbasr.augment`)."""
+    x = np.asarray(wave, dtype=np.float32)
+    if rng.random() < GENERIC_P_CLEAN:
+        return x.copy()
+    import torch
+
+    from mbasr import augment
+
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    y = augment.channel(torch.from_numpy(x)[None], torch.tensor([len(x)]), gen)[0].numpy()
+    return _finish(y.astype(np.float64), x)
+
+
 def apply_condition(wave: np.ndarray, name: str, rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
     """Apply the acoustic condition `name` (one of CONDITIONS) to a mono waveform; float32, same length."""
     wave = np.asarray(wave)
@@ -301,6 +356,10 @@ def apply_condition(wave: np.ndarray, name: str, rng: np.random.Generator, sr: i
         return wave.astype(np.float32)
     if name == "telephone":
         return telephone(wave, rng, sr)
+    if name == "lecture":
+        return lecture(wave, rng, sr)
+    if name == "generic":
+        return generic(wave, rng)
     if name == "outdoor":
         return outdoor(wave, rng, sr)
     return reverb(wave, rng, sr)

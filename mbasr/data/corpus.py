@@ -1,8 +1,14 @@
-"""The synthetic corpus (the paper's "Data", rebuilt offline): a call-centre-like `source` domain, a near
-target (`banking`, like the paper's in-domain Banking) and two far targets (`agriculture`,
-`musical_instruments`, like the SlideSpeech domains), plus a `general` pool of broad English on which the
-`tiny` preset pretrains its LM (text) and encoder (speech), as the paper's LLM and encoder were pretrained
-on general data.
+"""The synthetic corpus (the paper's "Data", rebuilt offline): a call-centre `source` domain, an in-domain
+target (`banking`, like the paper's Banking) and two far targets (`agriculture`, `musical_instruments`,
+like the SlideSpeech lecture domains), plus a `general` pool of broad English on which the
+`tiny` preset pretrains its LM (text, and reading general speech in the slot), as the paper's LLM was
+pretrained on general data.
+
+As in the paper, the source is a mix of call-centre domains that includes banking calls (the paper's
+DefinedAI Banking/Insurance/Healthcare source; its Banking target is in-domain): SOURCE_MIX sets the share
+of the source's sentences drawn from the banking grammar; the rest come from the generic customer-service
+grammar. No sentence is in both the source and the banking target. Source and banking share the
+call-centre telephone channel, the far targets a lecture-room condition (`acoustics.DEFAULT_CONDITION`).
 
 `prepare_corpus(work_dir, scale, seed, ...)` is idempotent: the corpus folder is keyed by its parameters
 and the content of the grammars, lexicons and synthesis code, and marked complete only when every
@@ -69,6 +75,9 @@ SCALES: dict[str, dict] = {
         "general_speech": (10800, 400),  # 12 h: what the tiny encoder is pretrained on (stage 0)
     },
 }
+# The source's sentences by grammar: generic customer service, and banking calls (held apart from the
+# banking target's sentences), as the paper's source holds Banking beside Insurance and Healthcare.
+SOURCE_MIX = {"source": 2 / 3, "banking": 1 / 3}
 _DATA_ROOT = GRAMMAR_DIR.parent
 
 
@@ -108,6 +117,49 @@ def _content_version() -> str:
     files += [here / m for m in ("grammar.py", "general.py", "normalize.py", "corpus.py")]
 
     return stable_hash([(f.name, f.read_bytes().hex()) for f in files], n=16)
+
+
+def _split(sents: list[str], n_dev: int, n_test: int) -> dict[str, list[str]]:
+    return {"test": sents[:n_test], "dev": sents[n_test : n_test + n_dev], "train": sents[n_test + n_dev :]}
+
+
+def _domain_texts(domains: Sequence[str], sizes: dict, seed: int) -> dict[tuple[str, str], list[str]]:
+    """Distinct sentences per domain and split (test / dev / train, disjoint by construction). The source
+    takes SOURCE_MIX of its sentences from each grammar; its banking sentences are drawn with the banking
+    target's in one call, so the two never share a sentence."""
+    counts = {d: sizes["source" if d == SOURCE else "target"] for d in domains}
+    share = {g: [round(w * n) for n in counts[SOURCE]] for g, w in SOURCE_MIX.items() if g != SOURCE}
+    share[SOURCE] = [n - sum(s[i] for s in share.values()) for i, n in enumerate(counts[SOURCE])]
+    drawn: dict[str, list[str]] = {}
+    for g in dict.fromkeys([*domains, *share]):
+        n = (sum(counts[g]) if g in domains and g != SOURCE else 0) + sum(share.get(g, ()))
+        n += sum(share.get(g, ())) // 20 + 10  # spares for the source's sentences that a target also has
+        sents = generate_sentences(domain_grammar(g), n, seed)
+        # Shuffle before splitting: a template with few wordings is used up in the first draws, and
+        # splitting in draw order would put all of it in the test set.
+        random.Random(f"split-{g}-{seed}").shuffle(sents)
+        drawn[g] = sents
+    texts: dict[tuple[str, str], list[str]] = {}
+    for d in domains:
+        if d == SOURCE:
+            continue
+        n_train, n_dev, n_test = counts[d]
+        n = n_train + n_dev + n_test
+        texts.update({(d, k): v for k, v in _split(drawn[d][:n], n_dev, n_test).items()})
+        drawn[d] = drawn[d][n:]  # what is left goes to the source
+    parts = {"train": [], "dev": [], "test": []}
+    taken = {s for v in texts.values() for s in v}
+    for g, (n_train, n_dev, n_test) in share.items():
+        unique = [s for s in drawn[g] if s not in taken][: n_train + n_dev + n_test]
+        if len(unique) < n_train + n_dev + n_test:
+            raise ValueError(f"grammar {g!r}: too few distinct sentences for the source's share of it")
+        taken.update(unique)
+        for k, v in _split(unique, n_dev, n_test).items():
+            parts[k] += v
+    for k, v in parts.items():  # interleave the grammars: a manifest's first lines show the mix
+        random.Random(f"mix-{k}-{seed}").shuffle(v)
+        texts[(SOURCE, k)] = v
+    return texts
 
 
 def _resolve_scale(scale: str) -> dict:
@@ -155,7 +207,9 @@ def _synth_job(job: _Job) -> tuple[str, float]:
         except RuntimeError:  # soundfile's error for an unreadable file
             pass
     wave = tts.synthesize(job.text, job.voice, speed=job.speed, pitch=job.pitch)
-    rng = np.random.default_rng(int(stable_hash(["condition", job.path], n=8), 16))
+    # seeded from the cache file's name (a hash of the text, voice, jitter and condition), never its folder:
+    # the same corpus built in two work folders is the same audio
+    rng = np.random.default_rng(int(stable_hash(["condition", Path(job.path).name], n=8), 16))
     wave = acoustics.apply_condition(wave, job.condition, rng)
     tts.write_wav(path, wave, durable=False)
     return job.key, len(wave) / 16000.0
@@ -249,15 +303,7 @@ def prepare_corpus(
     from mbasr.data.general import general_sentences
 
     # Text: distinct sentences per domain, split test / dev / train in draw order (disjoint by construction).
-    texts: dict[tuple[str, str], list[str]] = {}
-    for d in domains:
-        n_train, n_dev, n_test = sizes["source" if d == SOURCE else "target"]
-        sents = generate_sentences(domain_grammar(d), n_train + n_dev + n_test, seed)
-        # Shuffle before splitting: a template with few wordings is used up in the first draws, and
-        # splitting in draw order would put all of it in the test set.
-        random.Random(f"split-{d}-{seed}").shuffle(sents)
-        texts[(d, "test")], texts[(d, "dev")] = sents[:n_test], sents[n_test : n_test + n_dev]
-        texts[(d, "train")] = sents[n_test + n_dev :]
+    texts = _domain_texts(domains, sizes, seed)
     held_out = {s for (d, split), ss in texts.items() if split != "train" for s in ss}
     pool = general_sentences(seed, sizes["general_words"], exclude=held_out)
     n_speech_train, n_speech_dev = sizes["general_speech"]
