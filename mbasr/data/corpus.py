@@ -124,38 +124,48 @@ def _split(sents: list[str], n_dev: int, n_test: int) -> dict[str, list[str]]:
 
 
 def _domain_texts(domains: Sequence[str], sizes: dict, seed: int) -> dict[tuple[str, str], list[str]]:
-    """Distinct sentences per domain and split (test / dev / train, disjoint by construction). The source
-    takes SOURCE_MIX of its sentences from each grammar; its banking sentences are drawn with the banking
-    target's in one call, so the two never share a sentence."""
+    """Distinct sentences per domain and split (test / dev / train, disjoint by construction).
+
+    Each target's grammar is drawn, shuffled and split. The source takes SOURCE_MIX of each split from
+    each grammar: its own grammar is drawn and split exactly as a source of the full size, and each split
+    keeps its share from the front, so its dev and test sentences are the source grammar's held-out ones
+    at this seed whatever the mix (what stage 0's LM text excludes); its banking sentences are drawn with
+    the banking target's in one call, after them, so the two never share a sentence."""
     counts = {d: sizes["source" if d == SOURCE else "target"] for d in domains}
     share = {g: [round(w * n) for n in counts[SOURCE]] for g, w in SOURCE_MIX.items() if g != SOURCE}
     share[SOURCE] = [n - sum(s[i] for s in share.values()) for i, n in enumerate(counts[SOURCE])]
-    drawn: dict[str, list[str]] = {}
-    for g in dict.fromkeys([*domains, *share]):
-        n = (sum(counts[g]) if g in domains and g != SOURCE else 0) + sum(share.get(g, ()))
-        n += sum(share.get(g, ())) // 20 + 10  # spares for the source's sentences that a target also has
+
+    def draw(g: str, n: int) -> list[str]:
         sents = generate_sentences(domain_grammar(g), n, seed)
         # Shuffle before splitting: a template with few wordings is used up in the first draws, and
         # splitting in draw order would put all of it in the test set.
         random.Random(f"split-{g}-{seed}").shuffle(sents)
-        drawn[g] = sents
+        return sents
+
     texts: dict[tuple[str, str], list[str]] = {}
-    for d in domains:
-        if d == SOURCE:
-            continue
-        n_train, n_dev, n_test = counts[d]
-        n = n_train + n_dev + n_test
-        texts.update({(d, k): v for k, v in _split(drawn[d][:n], n_dev, n_test).items()})
-        drawn[d] = drawn[d][n:]  # what is left goes to the source
-    parts = {"train": [], "dev": [], "test": []}
-    taken = {s for v in texts.values() for s in v}
-    for g, (n_train, n_dev, n_test) in share.items():
-        unique = [s for s in drawn[g] if s not in taken][: n_train + n_dev + n_test]
-        if len(unique) < n_train + n_dev + n_test:
-            raise ValueError(f"grammar {g!r}: too few distinct sentences for the source's share of it")
-        taken.update(unique)
-        for k, v in _split(unique, n_dev, n_test).items():
-            parts[k] += v
+    rest: dict[str, list[str]] = {}
+    for g in dict.fromkeys([*domains, *share]):
+        own = sum(counts[g]) if g in domains else 0
+        extra = 0 if g == SOURCE else sum(share.get(g, ()))
+        sents = draw(g, own + extra + (extra // 20 + 10 if extra else 0))  # spares: shared sentences
+        if g != SOURCE and g in domains:
+            n_train, n_dev, n_test = counts[g]
+            texts.update({(g, k): v for k, v in _split(sents[:own], n_dev, n_test).items()})
+        rest[g] = sents[own:] if g != SOURCE else sents
+    taken = {x for v in texts.values() for x in v}
+    parts: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for g, sizes_g in share.items():
+        n_train, n_dev, n_test = counts[SOURCE] if g == SOURCE else sizes_g
+        pool = _split(rest[g], n_dev, n_test) if g == SOURCE else None
+        if pool is None:  # the banking share: split in the order drawn, after the banking target's
+            unique = [x for x in rest[g] if x not in taken][: sum(sizes_g)]
+            pool = _split(unique, sizes_g[1], sizes_g[2])
+        for k, want in zip(("train", "dev", "test"), sizes_g, strict=True):
+            got = [x for x in pool[k] if x not in taken][:want]
+            if len(got) < want:
+                raise ValueError(f"grammar {g!r}: too few distinct sentences for the source's {k} share")
+            taken.update(got)
+            parts[k] += got
     for k, v in parts.items():  # interleave the grammars: a manifest's first lines show the mix
         random.Random(f"mix-{k}-{seed}").shuffle(v)
         texts[(SOURCE, k)] = v
