@@ -1,16 +1,22 @@
-"""Stage 0 of the `tiny` preset: what the paper gets from pretrained releases, made here from scratch.
+"""Stage 0 of the `tiny` preset: what the paper gets from a pretrained LLM, made here from scratch.
 
-The paper's encoder (WavLM-Large) and LLM (Llama-3.2-3B-Instruct) were pretrained on general data. The
-tiny preset has no such weights, so it pretrains, on the corpus's `general` pool only (no domain text):
-- a BPE tokenizer on the general text;
-- the encoder with CTC on general speech (training voices; CER measured on held-out voices);
-- the LM on general text, plus "copy" examples in the prompt format: a clean or corrupted general
-  sentence in the speech slot, the clean sentence as the answer. Without them a frozen LM ignores the
-  slot (../shared/NOTES.md): they are the tiny stand-in for an instruction-tuned LLM.
+The paper's LLM (Llama-3.2-3B-Instruct) was pretrained on general data and reads projected speech after
+a projector-only stage 1, because it is a strong instruction-following LM. A 4-layer LM must first be
+taught that skill. The tiny preset's encoder is pretrained (Whisper tiny.en, frozen); its LM is made here:
+- `lm`: a BPE tokenizer and the LM on general text and the source domain's training text (never a
+  target's), plus "copy" examples in the prompt format: a clean or corrupted sentence in the speech slot,
+  the clean sentence as the answer (what text-only adaptation relies on);
+- `speech`: the LM continues with a fresh projector on the *general* speech pool (never a domain's audio:
+  `general` holds generic channels), each batch keeping plain text and copy examples so the LM keeps
+  reading text in the slot; the source's training text is weighted up (it is new to the LM when the
+  source changes). The result knows general English and call-centre language, reads speech and text in
+  the slot, and has never seen a target.
+A from-scratch encoder (`encoder.name: tiny`) is pretrained with CTC instead (`encoder`, then `merge`).
 
-The result is one small checkpoint (`stage0.pt`: encoder and LM weights, tokenizer files, the resolved
-config, the measured targets, and where and how it was made), shipped in the repository so the main job
-starts at stage 1. Rebuild: `python -m mbasr.pretrain --work-dir runs --out mbasr/assets/tiny`.
+The result is one small checkpoint (`stage0.pt`: LM, projector and tokenizer, the resolved config, the
+measures and where and how it was made), shipped in the repository so the main job starts at stage 1.
+Rebuild: `python -m mbasr.pretrain lm --out lm.pt`, then `python -m mbasr.pretrain speech --init lm.pt
+--out mbasr/assets/tiny/stage0.pt` (mbasr/assets/tiny/RECORD.md says how the shipped one was made).
 """
 
 from __future__ import annotations
@@ -661,6 +667,10 @@ def main(argv=None) -> int:
     elif args.command == "cer":
         path = args.parts[0] if args.parts else DEFAULT_STAGE0
         cfg = load_preset(args.preset, overrides)
+        if cfg.encoder.scratch is None:
+            ap.error(
+                f"cer: the {args.preset} preset's encoder is pretrained ({cfg.encoder.name}), with no CTC head"
+            )
         encoder = TinyEncoder(cfg.encoder.scratch)
         encoder.load_state_dict({k: v.float() for k, v in _read_part(path, "encoder")["state"].items()})
         corpus = prepare_corpus(args.work_dir, scale=args.scale, seed=args.seed)
@@ -674,9 +684,12 @@ def main(argv=None) -> int:
     else:
         with tempfile.TemporaryDirectory() as d:
             kw = dict(common, device=args.device, overrides=overrides, max_minutes=args.max_minutes)
-            enc = train_part("encoder", **kw, out=Path(d) / "encoder.pt")
             lm = train_part("lm", **kw, out=Path(d) / "lm.pt")
-            merge_parts(enc, lm, args.out or DEFAULT_STAGE0)
+            if load_preset(args.preset, overrides).encoder.scratch is not None:
+                enc = train_part("encoder", **kw, out=Path(d) / "encoder.pt")
+                merge_parts(enc, lm, args.out or DEFAULT_STAGE0)
+            else:
+                train_part("speech", **kw, init=lm, out=args.out or DEFAULT_STAGE0)
     return 0
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stage 0 of the tiny preset on a GPU machine (how mbasr/assets/tiny/stage0.pt was made; see RECORD.md).
 # Runs in a checkout; expects the TTS engines installed (or their .deb files in .debs/, unpacked here) and
-# the Python packages of pyproject.toml (or wheels in .whl/). Writes the two parts and the merged
-# checkpoint to $OUT (default: out/). Usage: bash scripts/stage0_gpu.sh [SCALE] [MAX_MINUTES] [--set K=V ...]
-# ENCODER_INIT=mbasr/assets/tiny/stage0.pt continues the shipped encoder instead of starting from scratch.
+# the Python packages of pyproject.toml (or wheels in .whl/) and weights/whisper-tiny.en. Writes the LM part
+# (lm.pt) and the stage-0 checkpoint (stage0.pt: the LM continued on general speech with a projector) to
+# $OUT (default: out/). Usage: bash scripts/stage0_gpu.sh [SCALE] [MAX_MINUTES] [--set K=V ...]
+# LM_INIT=mbasr/assets/tiny/stage0.pt skips the LM part and continues the shipped LM.
 set -euo pipefail
 SCALE="${1:-default}"; MAXMIN="${2:-6}"; OUT="${OUT:-out}"; WORK="${WORK:-/tmp/mbasr-runs}"
 mkdir -p "$OUT"
@@ -27,11 +28,10 @@ espeak-ng --version; (flite --version || true) | head -1; python3 -c "import mba
 start=$(date +%s)
 python3 -m mbasr.pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
 echo "[stage0] corpus ready after $(( $(date +%s) - start )) s"
-OMP_NUM_THREADS=6 python3 -m mbasr.pretrain encoder --scale "$SCALE" --work-dir "$WORK" --out "$OUT/encoder.pt" --max-minutes "$MAXMIN" ${ENCODER_INIT:+--init "$ENCODER_INIT"} "${@:3}" > "$OUT/encoder.log" 2>&1 &
-enc=$!
-OMP_NUM_THREADS=6 python3 -m mbasr.pretrain lm --scale "$SCALE" --work-dir "$WORK" --out "$OUT/lm.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/lm.log" 2>&1 &
-lm=$!
-wait $enc; wait $lm
-grep -v "it/s]" "$OUT/encoder.log" | tail -25; grep -v "it/s]" "$OUT/lm.log" | tail -25
-python3 -m mbasr.pretrain merge "$OUT/encoder.pt" "$OUT/lm.pt" --out "$OUT/stage0.pt"
+if [ -z "${LM_INIT:-}" ]; then
+  OMP_NUM_THREADS=12 python3 -m mbasr.pretrain lm --scale "$SCALE" --work-dir "$WORK" --out "$OUT/lm.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/lm.log" 2>&1
+  grep -v "it/s]" "$OUT/lm.log" | tail -25
+fi
+OMP_NUM_THREADS=12 python3 -m mbasr.pretrain speech --scale "$SCALE" --work-dir "$WORK" --init "${LM_INIT:-$OUT/lm.pt}" --out "$OUT/stage0.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/speech.log" 2>&1
+grep -v "it/s]" "$OUT/speech.log" | tail -25
 echo "[stage0] done after $(( $(date +%s) - start )) s"
