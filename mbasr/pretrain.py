@@ -28,7 +28,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr import augment
 from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
@@ -41,6 +41,7 @@ from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
 from mbasr.model.tokenizer import train_tokenizer
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.progress import bar as progress_bar
 
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 
@@ -145,7 +146,7 @@ def train_encoder(
     batches: list[list[int]] = []
     best = {"cer": math.inf, "step": 0, "state": None}
     curve, skipped = [], 0
-    for step in tqdm(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
+    for step in progress_bar(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
         if not batches:
             batches = _length_batches([len(w) for w in train_w], stage.batch_size, rng)
         idx = batches.pop()
@@ -324,7 +325,7 @@ def train_lm(
     curve, skipped = [], 0
     half = max(1, stage.batch_size // 2)
     best = {"wer": math.inf, "step": 0, "state": None}
-    for step in tqdm(range(stage.steps), desc="stage 0: LM (text + copy)", mininterval=5):
+    for step in progress_bar(range(stage.steps), desc="stage 0: LM (text + copy)", mininterval=5):
         plain, copies = rng.sample(text, half), rng.sample(text, half)
         with _autocast(device, bf16=False):
             loss_lm = _lm_loss(model, tok, plain, device)
