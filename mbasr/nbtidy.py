@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 import json
 import re
 from pathlib import Path
@@ -59,7 +60,10 @@ def collapse_streams(outputs: list[dict]) -> list[dict]:
     return [o for o in out if o.get("output_type") != "stream" or o["text"].strip()]
 
 
-def _audio_to_files(value: str, media: Path, rel: str) -> str:
+def audio_to_files(value: str, media: Path, rel: str) -> str:
+    """`value` with each audio data URI written to a file in `media` (named by its content) and linked
+    as `rel/<file>`."""
+
     def one(m: re.Match) -> str:
         data = base64.b64decode(re.sub(r"\s", "", m.group(2)))
         name = f"{hashlib.sha256(data).hexdigest()[:16]}.{AUDIO_EXT.get(m.group(1), 'wav')}"
@@ -97,7 +101,7 @@ def tidy_output(o: dict, media: Path) -> dict:
         return o
     data = {m: _joined(v) for m, v in data.items()}
     if "text/html" in data:
-        data["text/html"] = safe.html_output(_audio_to_files(data["text/html"], media, media.name))
+        data["text/html"] = safe.html_output(audio_to_files(data["text/html"], media, media.name))
     if "text/markdown" in data:
         data["text/markdown"] = safe.markdown_output(data["text/markdown"])
     if "image/png" in data:
@@ -112,7 +116,7 @@ def retitle(nb: dict) -> None:
     if meta.get(TIDY) or not pm.get("parameters"):
         return
     source = Path(pm.get("input_path") or "").stem
-    run = labels.run_title(pm["parameters"], labels.NOTEBOOK_STRATEGY.get(source))
+    run = html.escape(labels.run_title(pm["parameters"], labels.NOTEBOOK_STRATEGY.get(source)))
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "markdown":
             src = _joined(cell.get("source", ""))

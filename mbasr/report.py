@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mbasr import labels, safe
 from mbasr.config import PRESET_DIR
 from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
+from mbasr.nbtidy import audio_to_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CSV = ROOT / "data" / "paper" / "published_results.csv"
@@ -61,15 +63,18 @@ SPLIT = "test"  # the figures report test sets; dev sets are for tuning
 # Okabe-Ito, a colour-blind-safe palette; each series also has its own marker
 COLORS = {"asr": "#D55E00", "mb": "#0072B2", "text_only": "#56B4E9", "base": "#000000"}
 MARKERS = {"asr": "s", "mb": "o", "text_only": "D", "base": "^"}
-METHOD_LABEL = {"asr": "standard fine-tuning (ASR)", "mb": "mixed batch (MB)"}
+METHOD_LABEL = {"asr": labels.STRATEGY["asr"], "mb": labels.STRATEGY["mixed"]}
 P_TICKS = [0, 1, 5, 10, 20, 40, 60, 80, 100]  # audio share p (%), on a square-root axis
 VERDICT_CLASS = {"held": "success", "not held": "danger", "inconclusive": "secondary"}
 VERDICT_MARK = {"held": "✓", "not held": "✗", "inconclusive": "?"}
 
 
-def nice(name: str) -> str:
-    """A domain's display name: `musical_instruments` -> `Musical Instruments`."""
-    return str(name).replace("_", " ").title()
+nice = labels.domain
+
+
+def esc(text) -> str:
+    """Text from data (domain names, file names, messages) for a Markdown or HTML page: shown, never run."""
+    return html.escape(str(text))
 
 
 def pct(x: float | None) -> str:
@@ -282,11 +287,13 @@ def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame) -> l
         return []
     if t not in OUR_TARGETS:
         have = ", ".join(map(nice, OUR_TARGETS))
-        return [f"Our corpus has no {nice(t)} domain (its targets: {have}): the paper's numbers only."]
+        return [
+            f"Our corpus has no {esc(nice(t))} domain (its targets: {esc(have)}): the paper's numbers only."
+        ]
     if len(mb) or (asr["p"] > 0).any():
         return []
     shown = "our base model's point (p = 0) only" if len(asr) else "the paper's numbers only"
-    return [f"No adaptation run of ours targets {nice(t)} yet: its panel shows {shown}."]
+    return [f"No adaptation run of ours targets {esc(nice(t))} yet: its panel shows {shown}."]
 
 
 def _values(series: dict, t: str, i: int) -> list[float]:
@@ -352,7 +359,11 @@ def tau_sweep(paper: pd.DataFrame, ours, out: Path, run: dict) -> Made:
     base_p = fig2[fig2["p"] == 0]
     sweep = our_points(ours, "tau_sweep", src, target, by="tau_t")
     base = our_points(ours, "base", src, target)
-    notes = [] if len(sweep) else [f"No text-only run of ours on {nice(target)} yet: the paper's sweep only."]
+    notes = (
+        []
+        if len(sweep)
+        else [f"No text-only run of ours on {esc(nice(target))} yet: the paper's sweep only."]
+    )
     overlay = _overlay_ok([([*pap["value"], *base_p["value"]], [*sweep["wer"], *base["wer"]])])
     fig, (axp,), (axo,) = _panels(1, overlay, (6.0, 3.6), run, [f"Text-only adaptation, {nice(target)}"])
     _draw(axp, 100 * pap["tau_t"], pap["value"], "text_only", True, "text-only adaptation, paper")
@@ -390,7 +401,7 @@ def forgetting(paper: pd.DataFrame, ours, out: Path, run: dict) -> Made:
             row |= {f"{side}_{k}": v for k, v in pair(theirs, mine).items()}
             points.append(mine)
         if pd.isna(row["source_ours_wer"]) or pd.isna(row["target_ours_wer"]):
-            notes.append(f"No run of ours for “{system}” (p = {p_label(p)}%) on both test sets yet.")
+            notes.append(f"No run of ours for “{esc(system)}” (p = {p_label(p)}%) on both test sets yet.")
         rows.append(row)
     table = pd.DataFrame(rows)
     overlay = _overlay_ok(
@@ -486,7 +497,7 @@ def audio_share_table(made: Made, figure: str) -> str:
     )  # fmt: skip
     rows = []
     for _, r in made.table.iterrows():
-        cells = f"<td>{nice(r['target'])}</td><td>{p_label(r['p'])}</td>"
+        cells = f"<td>{esc(nice(r['target']))}</td><td>{p_label(r['p'])}</td>"
         for m in METHOD_LABEL:
             c, kw = _split(r, f"{m}_"), {"target": r["target"], "method": m, "p": r["p"]}
             cells += _paper_cell(c["paper_wer"], figure=c["paper_figure"], **kw) + _ours_cell(c, **kw)
@@ -636,7 +647,7 @@ def status(run: dict | None, df: pd.DataFrame | None) -> str:
     made = f"{str(df['created'].min())[:10]} to {str(df['created'].max())[:10]}"
     text = (
         f"Our numbers: preset **{run['preset']}**, scale **{run['scale']}**, {df['run_id'].nunique()} runs, "
-        f"code version `{versions}`, made {made}."
+        f"code version {esc(versions)}, made {esc(made)}."
     )
     if run["left_out"]:
         text += " Left out of the figures (another preset or scale): " + ", ".join(run["left_out"]) + "."
@@ -661,9 +672,9 @@ def figure_section(
         for name in made.notebooks:
             nb = results / "notebooks" / Path(name).name
             items.append(
-                f"- [{nb.stem}]({page.link(nb)})"
+                f"- [{esc(nb.stem)}]({page.link(nb)})"
                 if nb.exists()
-                else f"- `{nb.name}` (not in `results/notebooks/`)"
+                else f"- {esc(nb.name)} (not in `results/notebooks/`)"
             )
         title = f"The executed notebooks behind these runs ({len(items)})"
         parts.append(callout("note", "\n".join(items), title, collapse=True))
@@ -690,8 +701,9 @@ def _cell_options(src: str) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
-    """One saved output as Markdown; a picture is written to the file `picture(ext)` names, and shown."""
+def _output(out: dict, opts: dict, picture, page: Page, media) -> str | None:
+    """One saved output as Markdown; a picture is written to the file `picture(ext)` names, and shown;
+    `media` turns an HTML output's audio into links to files. Text from data is escaped (`mbasr.safe`)."""
     kind = out.get("output_type")
     if kind == "stream":
         text = _joined(out.get("text", "")).rstrip()
@@ -699,7 +711,8 @@ def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
             f"{_fence(text)}text\n{text}\n{_fence(text)}\n" if out.get("name") == "stdout" and text else None
         )
     if kind == "error":
-        return callout("warning", f"The cell raised `{out.get('ename')}: {out.get('evalue')}`.")
+        text = f"{out.get('ename')}: {out.get('evalue')}"
+        return callout("warning", f"The cell raised an error:\n\n{_fence(text)}text\n{text}\n{_fence(text)}")
     data = {m: _joined(v) for m, v in (out.get("data") or {}).items()}
     image = next((m for m in IMAGE_EXT if m in data), None)
     if image:
@@ -709,13 +722,11 @@ def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
         cap = caps[k] if isinstance(caps, list) and k < len(caps) else caps if isinstance(caps, str) else ""
         alt = str(opts.get("fig-alt") or cap or "a figure of the notebook").replace('"', "'")
         return f'![{cap}]({page.link(f)}){{fig-alt="{alt}"}}\n'
-    if "text/html" in data:  # tables (with Bootstrap's styling instead of pandas' border), audio players
-        value = data["text/html"].replace(
-            '<table border="1" class="dataframe">', '<table class="dataframe table table-sm">'
-        )
+    if "text/html" in data:  # tables and audio players, rebuilt from an allow-list; audio as files
+        value = media(safe.html_output(data["text/html"]))
         return raw_html(f'<div class="cell-output-display" style="overflow-x:auto">\n{value}\n</div>')
     if "text/markdown" in data:
-        return data["text/markdown"] + "\n"
+        return safe.markdown_output(data["text/markdown"]) + "\n"
     if "text/plain" in data:
         return f"{_fence(data['text/plain'])}text\n{data['text/plain']}\n{_fence(data['text/plain'])}\n"
     return None
@@ -728,6 +739,12 @@ def notebook_fragment(nb_path: Path, page: Page, asset_dir: Path) -> str:
     raw HTML, text as code blocks; stderr (progress bars, warnings) left out."""
     nb = json.loads(nb_path.read_text())
     asset_dir.mkdir(parents=True, exist_ok=True)
+    files = nb_path.parent / "media"  # where mbasr.nbtidy puts a notebook's audio
+
+    def media(value: str) -> str:
+        value = value.replace('src="media/', f'src="{page.link(files)}/')
+        return audio_to_files(value, files, page.link(files))
+
     parts, first = [], True
     for i, cell in enumerate(nb.get("cells", [])):
         src = _joined(cell.get("source", ""))
@@ -747,7 +764,7 @@ def notebook_fragment(nb_path: Path, page: Page, asset_dir: Path) -> str:
             shown.append(asset_dir / f"{nb_path.stem}-cell{i}-{len(shown)}.{ext}")
             return shown[-1], len(shown) - 1
 
-        parts += [md for out in cell.get("outputs", []) if (md := _output(out, opts, picture, page))]
+        parts += [md for out in cell.get("outputs", []) if (md := _output(out, opts, picture, page, media))]
     return "\n".join(parts)
 
 
@@ -767,8 +784,9 @@ def notebooks_fragment(results: Path, page: Page) -> str:
         ]  # fmt: skip
         took = f" · ran {meta['duration']:.0f} s" if isinstance(meta.get("duration"), (int, float)) else ""
         cmd = " \\\n    ".join([f"papermill {src} /tmp/{nb_path.name}", *args])
+        fence = _fence(cmd)
         out.append(
-            f"### [{nb_path.stem}]({page.link(nb_path)})\n\nFrom `{src}`{took}.\n\n```bash\n{cmd}\n```\n"
+            f"### [{esc(nb_path.stem)}]({page.link(nb_path)})\n\nFrom {esc(src)}{took}.\n\n{fence}bash\n{cmd}\n{fence}\n"
         )
     return "\n".join(out)
 
@@ -837,7 +855,7 @@ def search_fragment(results: Path) -> str:
         )
     s = json.loads(path.read_text())
     lrs = s["config"]["lrs"]
-    dev = ", ".join(f"{nice(d['domain'])} {d['split']}" for d in s["dev_sets"])
+    dev = esc(", ".join(f"{nice(d['domain'])} {d['split']}" for d in s["dev_sets"]))
     head = "| strategy | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |"
     rows = [head, "| --- |" + " --- |" * (len(lrs) + 1)]
     for strategy, v in s["strategies"].items():
@@ -915,7 +933,7 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         path = results / "notebooks" / nb
         if path.exists():
             body = notebook_fragment(path, site, results / "figures" / "notebooks")
-            frag[name] = f"*From the executed notebook [{path.stem}]({site.link(path)}).*\n\n{body}"
+            frag[name] = f"*From the executed notebook [{esc(path.stem)}]({site.link(path)}).*\n\n{body}"
         else:
             text = (
                 f"`results/notebooks/{nb}` is missing: {what} has not run yet, so this page has no content."

@@ -159,3 +159,54 @@ def test_figure_2_shows_the_papers_numbers(served, browser):
     assert len(values) == len(shown), "a paper value is shown twice"
     want = paper_values(("2", "2-low"))
     assert values == want, f"shown, not published: {values - want}; published, not shown: {want - values}"
+
+
+# ------------------------------------------------------------------------- text from data stays text
+
+ATTACK = "<script>window.__pwned = 1</script>"
+IMG = '<img src="x" onerror="window.__pwned = 2">'
+
+
+def crafted_notebook():
+    """A modality-gap notebook whose transcript, key and error message hold markup and backticks, as an
+    imported domain could bring them."""
+    import nbformat
+    import pandas as pd
+    from test_site import synthetic_notebook
+
+    nb = synthetic_notebook("08_modality_gap", "GAPMARK", {"target_domain": "bank`ing"})
+    table = pd.DataFrame({"key": [f"k{ATTACK}"], "transcript": [f"say `{IMG}` now"]})
+    out = nbformat.v4.new_output
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "show()",
+            outputs=[
+                out("display_data", data={"text/html": table.style.to_html(), "text/plain": "styled"}),
+                out("display_data", data={"text/html": table.to_html(), "text/plain": "table"}),
+                out("display_data", data={"text/markdown": f"**key{ATTACK}** · *say `x` {IMG}*"}),
+                out("error", ename="ValueError", evalue=f"bad key `{ATTACK}`` {IMG}", traceback=[]),
+            ],
+        )
+    )
+    return nb
+
+
+def test_text_from_data_shows_literally_and_never_runs(browser, tmp_path):
+    import nbformat
+
+    from mbasr.nbtidy import tidy
+
+    def prepare(results):
+        path = results / "notebooks" / "08_modality_gap.ipynb"
+        nbformat.write(crafted_notebook(), path)
+        tidy(path)  # as mbasr.publish does
+
+    site = build_site(tmp_path, "full", prepare=prepare)
+    page = browser.new_page()
+    for path in ("site/modality-gap.html", "results/notebooks/08_modality_gap.html"):
+        page.goto((site / path).as_uri(), wait_until="load")
+        assert page.evaluate("window.__pwned") is None, f"{path}: a script from data ran"
+        text = page.inner_text("main")
+        assert ATTACK in text and "say `" in text, f"{path}: the text from data is not shown literally"
+        assert "onerror" in text
+    page.close()
