@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mbasr import labels, safe
+from mbasr import findings, labels, safe
 from mbasr.config import PRESET_DIR
 from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
@@ -213,6 +213,7 @@ class Made:
     notebooks: list[str] = field(default_factory=list)
     overlay: bool = True
     panels: int = 1
+    ours: pd.DataFrame | None = None  # the runs drawn, for the caption's seeds
 
 
 def _plt():
@@ -478,15 +479,31 @@ def _table(attrs: str, head: str, rows: list[str]) -> str:
     return raw_html(f'<div class="table-responsive">{table}{"".join(rows)}</tbody></table></div>')
 
 
+def _folded(attrs: str, head: str, rows: list[tuple[bool, str]]) -> str:
+    """Rows with a point of ours first; the paper-only rows folded away below, still one click from view."""
+    ours, theirs = [r for has, r in rows if has], [r for has, r in rows if not has]
+    if not ours or not theirs:
+        return _table(attrs, head, [r for _, r in rows])
+    fold = _table(attrs, head, theirs)
+    summary = f"{len(theirs)} more rows: the paper's points without a run of ours"
+    return (
+        _table(attrs, head, ours)
+        + raw_html(f"<details><summary>{summary}</summary>")
+        + fold
+        + raw_html("</details>")
+    )
+
+
 def _split(r: pd.Series, prefix: str) -> dict:
     return {k.removeprefix(prefix): v for k, v in r.items() if k.startswith(prefix)}
 
 
-HOW_TO_READ = (
-    "WER in %. *paper*: the published value; *ours*: our run's WER **in bold** with its 95% bootstrap "
-    "confidence interval [low, high] (over several seeds: their mean, and the envelope of their CIs); "
-    "— : no such point."
-)
+def how_to_read(df: pd.DataFrame | None) -> str:
+    """The tables' legend, with what our intervals are (one seed or several) read from the runs."""
+    return (
+        "WER in %. *paper*: the published value; *ours*: our WER **in bold** with its 95% confidence "
+        f"interval [low, high]; — : no such point. {findings.intervals(df)}"
+    )
 
 
 def audio_share_table(made: Made, figure: str) -> str:
@@ -501,8 +518,9 @@ def audio_share_table(made: Made, figure: str) -> str:
         for m in METHOD_LABEL:
             c, kw = _split(r, f"{m}_"), {"target": r["target"], "method": m, "p": r["p"]}
             cells += _paper_cell(c["paper_wer"], figure=c["paper_figure"], **kw) + _ours_cell(c, **kw)
-        rows.append(f"<tr>{cells}</tr>")
-    return _table(_attrs(figure=figure), head, rows)
+        has = any(pd.notna(r[f"{m}_ours_wer"]) for m in METHOD_LABEL)
+        rows.append((has, f"<tr>{cells}</tr>"))
+    return _folded(_attrs(figure=figure), head, rows)
 
 
 def tau_table(made: Made) -> str:
@@ -511,10 +529,9 @@ def tau_table(made: Made) -> str:
     for _, r in made.table.iterrows():
         k = r["tau_t"]
         label = "base model" if pd.isna(k) else p_label(k)
-        rows.append(
-            f"<tr><td>{label}</td>{_paper_cell(r['paper_wer'], figure=1, tau_t=k)}{_ours_cell(r)}</tr>"
-        )
-    return _table(_attrs(figure=1), head, rows)
+        cells = f"<td>{label}</td>{_paper_cell(r['paper_wer'], figure=1, tau_t=k)}{_ours_cell(r)}"
+        rows.append((pd.notna(r["ours_wer"]), f"<tr>{cells}</tr>"))
+    return _folded(_attrs(figure=1), head, rows)
 
 
 def forgetting_table(made: Made) -> str:
@@ -572,7 +589,7 @@ def _show(v) -> str:
     return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-SYSTEM_LABEL = {"base": "base", "text_only": "text-only", "mixed": "MB", "asr": "ASR"}
+SYSTEM_LABEL = labels.SHORT
 
 
 def _point(e: dict) -> str:
@@ -583,7 +600,7 @@ def _point(e: dict) -> str:
     if e.get("system") not in ("base", "text_only") and e.get("p") is not None:
         what.append(f"p={e['p']:g}")
     if e.get("tau_t") is not None:
-        what.append(f"tau_t={e['tau_t']:g}")
+        what.append(f"{labels.SYMBOL['tau_t']}={e['tau_t']:g}")
     where = nice(e.get("target", ""))
     scored = e.get("eval_domain") or ("source" if e.get("metric") == "source_wer" else None)
     if scored and scored != e.get("target"):
@@ -606,8 +623,10 @@ def _why(text) -> str:
     """The verdict's reasons, one item per target (claims.json joins them with '. ')."""
     parts = [p for p in re.split(r"\.\s+(?=[a-z_]+: )", str(text)) if p.strip()]
     if len(parts) < 2:
-        return _show(text)
-    return "<ul>" + "".join(f"<li>{html.escape(p.rstrip('.'))}</li>" for p in parts) + "</ul>"
+        return _show(labels.humanize(text))
+    return (
+        "<ul>" + "".join(f"<li>{html.escape(labels.humanize(p.rstrip('.')))}</li>" for p in parts) + "</ul>"
+    )
 
 
 def claims_table(results: Path) -> str:
@@ -629,7 +648,7 @@ def claims_table(results: Path) -> str:
         )
         rows.append(
             f'<tr data-claim="{c["claim"]}" data-verdict="{html.escape(v)}"><td>{c["claim"]}</td>'
-            f"<td>{_show(c['statement'])}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
+            f"<td>{_show(labels.humanize(c['statement']))}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
         )
     head = "<tr><th>#</th><th>the paper claims</th><th>verdict</th><th>why</th><th>the numbers</th></tr>"
     return _table(' id="claims"', head, rows)
@@ -643,11 +662,10 @@ def status(run: dict | None, df: pd.DataFrame | None) -> str:
             "`bash scripts/main.sh` runs the default grid and writes it.",
             "No results",
         )
-    versions = ", ".join(sorted(df["code_version"].astype(str).unique()))
     made = f"{str(df['created'].min())[:10]} to {str(df['created'].max())[:10]}"
     text = (
-        f"Our numbers: preset **{run['preset']}**, scale **{run['scale']}**, {df['run_id'].nunique()} runs, "
-        f"code version {esc(versions)}, made {esc(made)}."
+        f"Our numbers: preset **{esc(run['preset'])}**, scale **{esc(run['scale'])}**, "
+        f"{df['run_id'].nunique()} runs, made {esc(made)}."
     )
     if run["left_out"]:
         text += " Left out of the figures (another preset or scale): " + ", ".join(run["left_out"]) + "."
@@ -655,18 +673,20 @@ def status(run: dict | None, df: pd.DataFrame | None) -> str:
 
 
 def figure_section(
-    page: Page, made: Made, table: str, csv: Path, results: Path, caption: str, alt: str
+    page: Page, made: Made, table: str, csv: Path, results: Path, caption: str, alt: str, lead: str = ""
 ) -> str:
-    """A figure page's generated part: the figure, what it lacks, its table, and its notebooks."""
+    """A figure page's generated part: its verdict line, the figure, what it lacks, its table, and its
+    notebooks."""
     cls = ".column-page " if made.panels >= 3 else ""  # wide enough for three panels
-    parts = [f'![{caption}]({page.link(made.figure)}){{{cls}fig-alt="{alt}"}}\n']
+    parts = [raw_html(lead)] if lead else []
+    parts += [f'![{caption}]({page.link(made.figure)}){{{cls}fig-alt="{alt}"}}\n']
     if not made.overlay:
         parts.append(
             "Our WERs lie far from the paper's, so ours have their own row of panels rather than flattening "
             "the paper's curves: compare the shapes, and the numbers below.\n"
         )
     parts += [callout("warning", n) for n in made.notes]
-    parts += [table, f"{HOW_TO_READ} [The table as CSV]({page.link(csv)}).\n"]
+    parts += [table, f"{how_to_read(made.ours)} [The table as CSV]({page.link(csv)}).\n"]
     if made.notebooks:
         items = []
         for name in made.notebooks:
@@ -898,11 +918,15 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
     frag: dict[str, str] = {}
     written: list[Path] = []
 
+    claims = findings.load_claims(results)
+
     def figure(name: str, made: Made, table: str, caption: str, alt: str) -> None:
         csv = results / "tables" / f"{name}.csv"
         csv.parent.mkdir(parents=True, exist_ok=True)
         made.table.to_csv(csv, index=False)
-        frag[name] = figure_section(site, made, table, csv, results, caption, alt)
+        made.ours = df
+        lead = findings.figure_verdict(claims, name.removeprefix("figure-"))
+        frag[name] = figure_section(site, made, table, csv, results, caption, alt, lead)
         written.extend([made.figure, csv])
 
     style = "the paper dashed with hollow markers, ours solid with filled markers and 95% CI bars"
@@ -922,10 +946,7 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
     figure("figure-3", made, forgetting_table(made), "Figure 3 redrawn: source against target WER on Banking "
            "(lower left is better).", f"Source-domain WER against Banking WER for four systems; {style}.")  # fmt: skip
 
-    frag["home"] = "\n".join(
-        [status(run, df), "## Headline: Banking, the paper's and ours\n", headline(paper, df), HOW_TO_READ + "\n",
-         "## The claims and our verdicts\n", claims_table(results)]
-    )  # fmt: skip
+    frag["home"] = home_fragment(results, paper, df, run, claims)
     for name, nb, what in (
         ("modality-gap", "08_modality_gap.ipynb", "the modality-gap notebook"),
         ("data", "01_data_prep.ipynb", "the data-preparation notebook"),
@@ -947,6 +968,30 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         path.write_text(text.rstrip() + "\n")
         written.append(path)
     return written
+
+
+def home_fragment(results: Path, paper: pd.DataFrame, df, run, claims: list[dict]) -> str:
+    """Home: what we found (generated), links to the paper and the authors' code, the headline, the
+    verdicts, the limitations, the commit and the citation."""
+    home = Page(results.parent, ".")
+    links = {
+        "deviations": "site/reproduce.qmd#deviations-from-the-paper",
+        "figure": "site/figure-2.qmd",
+        "thumbnail": home.link(results / "figures" / "figure-2.svg"),
+    }
+    refs = (
+        f"[The paper (arXiv 2604.06487)]({findings.PAPER_URL}) · "
+        f"[The authors' code (idiap/llm-asr-text-only-adaptation)]({findings.CODE_URL})\n"
+    )
+    parts = [refs]
+    if df is not None and run is not None:
+        parts += [findings.what_we_found(claims, df, run, presets(), paper, links)]
+    parts += [status(run, df), "## Headline: Banking, the paper's and ours\n", headline(paper, df),
+              how_to_read(df) + "\n", "## The claims and our verdicts\n", claims_table(results)]  # fmt: skip
+    if df is not None and run is not None:
+        parts += [findings.limitations(df, run, paper, OUR_TARGETS), findings.commit_line(df) + "\n"]
+        parts += [findings.citation(findings.versions(df)[0][0])]
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
