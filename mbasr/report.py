@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mbasr import findings, labels, safe
+from mbasr import diagrams, findings, labels, safe
 from mbasr.config import PRESET_DIR
 from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
@@ -947,6 +947,8 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
            "(lower left is better).", f"Source-domain WER against Banking WER for four systems; {style}.")  # fmt: skip
 
     frag["home"] = home_fragment(results, paper, df, run, claims)
+    gap_nb = results / "notebooks" / "08_modality_gap.ipynb"
+    frag["modality-gap-teach"], frag["modality-gap-conclusion"] = teaching(results, site, gap_nb)
     for name, nb, what in (
         ("modality-gap", "08_modality_gap.ipynb", "the modality-gap notebook"),
         ("data", "01_data_prep.ipynb", "the data-preparation notebook"),
@@ -968,6 +970,25 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         path.write_text(text.rstrip() + "\n")
         written.append(path)
     return written
+
+
+def teaching(results: Path, page: Page, nb: Path) -> str:
+    """The modality-gap page's diagrams (the system; the batch at p = 0.1, tau = 0.5, from the sampler's
+    own shares) as files, and its conclusion from notebook 08's numbers."""
+    out = results / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "system.svg").write_text(diagrams.system_svg())
+    (out / "batch.svg").write_text(diagrams.batch_svg(0.1, MB_TAU))
+    parts = [
+        f"![The system: speech passes the encoder and the projector into the prompt's speech slot; text-only "
+        f'items put token embeddings in the same slot.]({page.link(out / "system.svg")}){{fig-alt="A diagram: '
+        f"speech, encoder, projector, speech slot, LLM with LoRA, transcript; corrupted text, token embeddings, "
+        f'the same slot"}}\n',
+        f"![The five components of a mixed batch, their shares from the sampler (mbasr.batching).]"
+        f'({page.link(out / "batch.svg")}){{fig-alt="A bar split into the five shares of a mixed batch"}}\n',
+    ]
+    gap = diagrams.layer_gap(nb) if nb.exists() else None
+    return "\n".join(parts), diagrams.conclusion(gap)
 
 
 def home_fragment(results: Path, paper: pd.DataFrame, df, run, claims: list[dict]) -> str:

@@ -45,6 +45,7 @@ class _Rebuild(HTMLParser):
         self.out: list[str] = []
         self.table: dict | None = None  # {"head": rows, "body": rows}; a row is [(tag, span attrs, text)]
         self.section, self.cell, self.skip = "body", None, 0
+        self.tables: list[dict] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -76,6 +77,7 @@ class _Rebuild(HTMLParser):
             self.table[self.section][-1].append(tuple(self.cell))
             self.cell = None
         elif tag == "table" and self.table is not None:
+            self.tables.append(self.table)
             self.out.append(render_table(self.table))
             self.table = None
         elif tag == "audio":
@@ -92,15 +94,18 @@ class _Rebuild(HTMLParser):
             self.out.append(html.escape(data))
 
 
-def _range_index(body: list[list[tuple]]) -> bool:
-    """Whether every body row opens with a header cell 0, 1, 2, ...: pandas' default index, no label."""
+def _range_index(head: list[list[tuple]], body: list[list[tuple]]) -> bool:
+    """Whether every body row opens with a header cell 0, 1, 2, ... under a blank header: pandas' default
+    index, without a name (a named index, such as `layer`, says something and stays)."""
+    if any(row and row[0][2].strip() for row in head):
+        return False
     firsts = [row[0] for row in body if row]
     return bool(firsts) and all(c[0] == "th" and c[2].strip() == str(i) for i, c in enumerate(firsts))
 
 
 def render_table(table: dict) -> str:
     head, body = table["head"], table["body"]
-    if _range_index(body):
+    if _range_index(head, body):
         head = [row[1:] for row in head]
         body = [row[1:] for row in body]
     head = [row for row in head if any(c[2].strip() for c in row)]
@@ -134,3 +139,13 @@ def html_output(value: str) -> str:
 def markdown_output(text: str) -> str:
     """Markdown from data with its HTML shown as text: `<`, `>` and `&` as entities."""
     return html.escape(text, quote=False)
+
+
+def table_rows(value: str) -> list[list[str]]:
+    """The rows (header rows first) of the first table of an HTML output, as the cells' texts."""
+    p = _Rebuild()
+    p.feed(value)
+    if not p.tables:
+        return []
+    t = p.tables[0]
+    return [[" ".join(c[2].split()) for c in row] for row in t["head"] + t["body"]]

@@ -94,3 +94,23 @@ def test_committed_notebooks_are_tidy(nb):
     assert nbtidy.stream_count(data) <= MAX_STREAMS
     text = json.dumps(data)
     assert "Warning:" not in text and "IProgress" not in text and "data:audio" not in text
+
+
+def test_tables_lose_a_default_index_but_keep_a_named_one():
+    import pandas as pd
+
+    from mbasr import safe
+
+    plain = safe.table_rows(safe.html_output(pd.DataFrame({"tau_t": [0.123456]}).to_html()))
+    assert plain == [["τ_t"], ["0.1235"]]
+    named = pd.DataFrame({"base": [0.1, 0.5]}, index=pd.Index([0, 1], name="layer")).to_html()
+    assert [row[0] for row in safe.table_rows(safe.html_output(named))] == ["", "layer", "0", "1"]
+
+
+def test_the_batch_diagram_shows_the_samplers_shares():
+    from mbasr import diagrams
+    from mbasr.batching import resolve_shares
+
+    svg = diagrams.batch_svg(0.1, 0.5)
+    for name, value in vars(resolve_shares("mixed", 0.1, 0.5)).items():
+        assert f"{100 * value:.1f}%" in svg, name
