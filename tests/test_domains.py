@@ -198,3 +198,85 @@ def test_synthesize_speaks_train_with_training_voices_and_test_with_held_out_one
     phone = read_manifest(work / "imported" / "plant_test.jsonl")
     assert {u.source for u in phone if u.voice != "user"}.isdisjoint(u.source for u in test)
     require_target(work, "plant", SOURCE, need_dev=True)
+
+
+PLANT_TEXT = [
+    f"{verb} the {part} on line {n}"
+    for n, (verb, part) in enumerate(
+        [(v, p) for v in ("check", "oil", "replace", "tighten") for p in ("pump", "belt", "valve", "gear")]
+    )
+]
+
+
+@needs_tts
+@pytest.mark.slow
+def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir, tmp_path):
+    """A text-only domain with a spoken test set, adapted at micro scale (random stage 0, 2 steps)."""
+    from test_adapt import MICRO_RUN
+    from test_train import _random_stage0
+
+    from mbasr.adapt import adapt, base_record, compare, side_by_side
+    from mbasr.base import base_model
+    from mbasr.claims import evaluate_claims
+    from mbasr.results import gather
+
+    work = tmp_path / "w"
+    work.mkdir()
+    for d in ("corpus", "audio"):  # the session's micro corpus, without its imported domains or runs
+        (work / d).symlink_to(micro_work_dir / d)
+    train = jsonl(tmp_path / "train.jsonl", [{"text": t} for t in PLANT_TEXT[:12]])
+    test = jsonl(tmp_path / "test.jsonl", [{"text": t} for t in PLANT_TEXT[12:]])
+    import_domain(train, "plant", "train", work, verbose=False)  # text only
+    import_domain(test, "plant", "test", work, synthesize=True, verbose=False)
+    common = dict(preset="tiny", work_dir=work, seed=0, scale="micro", stage0=_random_stage0(tmp_path))
+    kw = dict(common, base_steps=2, overrides=MICRO_RUN, results_dir=tmp_path / "results", progress=False)
+    # refused before any heavy work: an unknown name, and p > 0 on a domain without train audio
+    with pytest.raises(ValueError, match="target_domain='nowhere'.*plant"):
+        adapt(**kw, target_domain="nowhere", strategy="text_only", p=0.0)
+    with pytest.raises(ValueError, match="an audio share p > 0 draws from the lines with audio"):
+        adapt(**kw, target_domain="plant", strategy="mixed", p=0.5)
+    assert not (work / "base").exists()
+
+    text = adapt(**kw, target_domain="plant", strategy="text_only", p=0.0)
+    import_domain(train, "plant", "train", work, synthesize=True, verbose=False)
+    mixed = adapt(**kw, target_domain="plant", strategy="mixed", p=0.5)
+    assert mixed.record["audio_subset"]["utterances"] == 6
+    assert mixed.run_dir.name.split("-")[-1] != text.run_dir.name.split("-")[-1]
+    base = base_record(**kw)
+    for res in (text, mixed):
+        assert res.record["target_domain"] == "plant"
+        assert [(e["domain"], e["split"], e["n_utts"]) for e in res.record["eval"]] == [("plant", "test", 4)]
+    assert "plant" in {e["domain"] for e in base["eval"]}
+    table = gather(tmp_path / "results")
+    assert set(table[table.eval_domain == "plant"].experiment) == {"base", "text_only", "mixed"}
+    b = base_model(**common, steps=2, overrides=MICRO_RUN, progress=False)
+    assert list(compare({"base": b, "mixed": mixed}, ["plant"])["system"]) == ["base", "mixed"]
+    assert len(side_by_side(mixed, b, n=2)) == 2
+    claim1 = evaluate_claims(table)[0]
+    assert "plant (your domain)" in claim1["why"] and "paper" not in claim1["why"]
+    assert not [e for e in claim1["paper"] if e["target"] == "plant"]
+
+
+def test_grid_names_imported_domains_and_reruns_on_reimport(tmp_path):
+    import yaml
+
+    from mbasr.grid import expand_grid
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "workflow/grids/your_domain.yaml").read_text())
+    cfg |= {"work_dir": str(tmp_path / "w"), "stage2_lr_file": ""}
+    with pytest.raises(ValueError, match="grid config: target='my_domain': no such domain.*banking"):
+        expand_grid(cfg)
+    for split in ("train", "test"):
+        path = jsonl(tmp_path / f"{split}.jsonl", [{"text": t} for t in PLANT_TEXT[:4]])
+        import_domain(path, "my_domain", split, tmp_path / "w", verbose=False)
+    jobs = expand_grid(cfg)
+    runs = {n: j for n, j in jobs.items() if j.record}
+    manifests = [str(tmp_path / "w" / "imported" / f"my_domain_{s}.jsonl") for s in ("test", "train")]
+    assert "tiny-default-s0-mixed-my_domain-p0.1-tau0.5" in runs
+    assert len(runs) == 1 + 1 + 2 * 2  # base, text-only, mixed and asr at two p
+    for name, job in runs.items():
+        assert set(manifests) <= set(job.files), name  # a re-import reruns the base model and every run
+        if name != "tiny-default-s0-base":
+            assert job.params["target_domain"] == "my_domain" and job.params["eval_source"] is True
+    assert "07_forgetting-my_domain-p0.1-s0" in jobs

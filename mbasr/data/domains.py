@@ -85,8 +85,11 @@ def check_domain(work_dir: str | Path, domain: str, parameter: str = "target_dom
         raise ValueError(f"{parameter}={domain!r}: no such domain; {known_domains(work_dir)}")
 
 
-def load(corpus: Corpus, work_dir: str | Path, domain: str, split: str) -> list[Utterance]:
-    """The utterances of `domain`'s `split`: the imported manifest when there is one, else the corpus's."""
+def load(
+    corpus: Corpus, work_dir: str | Path, domain: str, split: str, audio_only: bool = False
+) -> list[Utterance]:
+    """The utterances of `domain`'s `split`: the imported manifest when there is one, else the corpus's.
+    `audio_only`: the lines with audio (what can be scored; an imported test set may hold text too)."""
     if is_imported(work_dir, domain):
         path = manifest_path(work_dir, domain, split)
         if not path.exists():
@@ -95,9 +98,15 @@ def load(corpus: Corpus, work_dir: str | Path, domain: str, split: str) -> list[
                 f"{path}: domain {domain!r} has no {split} split imported (have {have}); run "
                 f"`mbasr import FILE --domain {domain} --split {split} --work-dir {work_dir}`"
             )
-        return read_manifest(path)
+        utts = read_manifest(path)
+        return [u for u in utts if u.has_audio] if audio_only else utts
     check_domain(work_dir, domain, "domain")
     return load_split(corpus, domain, split)
+
+
+def has_test_audio(work_dir: str | Path, domain: str) -> bool:
+    path = manifest_path(work_dir, domain, "test")
+    return path.exists() and any(u.has_audio for u in read_manifest(path))
 
 
 def fingerprint(work_dir: str | Path, domain: str) -> str | None:
@@ -109,10 +118,16 @@ def fingerprint(work_dir: str | Path, domain: str) -> str | None:
     return stable_hash([(p.name, file_hash(p, 64)) for p in paths], n=12)
 
 
-def require_target(work_dir: str | Path, domain: str, source_domain: str, need_dev: bool = False) -> None:
+def require_target(
+    work_dir: str | Path,
+    domain: str,
+    source_domain: str,
+    need_dev: bool = False,
+    need_train_audio: bool = False,
+) -> None:
     """Fail before any heavy work when `domain` cannot be a target: unknown, the source itself, or an
     imported domain without train text or without a test set with audio (or without a dev set when
-    `need_dev`)."""
+    `need_dev`, without train audio when `need_train_audio`: an audio share p > 0)."""
     check_domain(work_dir, domain)
     if domain == source_domain:
         raise ValueError(f"target_domain={domain!r}: the source domain cannot be its own target")
@@ -129,6 +144,11 @@ def require_target(work_dir: str | Path, domain: str, source_domain: str, need_d
         utts = read_manifest(path) if path.exists() else []
         if split == "test" and utts and not any(u.has_audio for u in utts):
             problems.append(f"{path}: no line has audio; a target needs {what}: re-import it with {fix}")
+        elif split == "train" and utts and need_train_audio and not any(u.has_audio for u in utts):
+            problems.append(
+                f"{path}: no line has audio, and an audio share p > 0 draws from the lines with audio: "
+                f"re-import it with {fix} --synthesize, or run text-only adaptation (p = 0)"
+            )
         elif not utts:
             problems.append(f"{path}: missing; a target needs {what}: {fix}")
     if problems:
