@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import soundfile as sf
 from conftest import needs_tts
@@ -217,8 +218,9 @@ def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir,
 
     from mbasr.adapt import adapt, base_record, compare, side_by_side
     from mbasr.base import base_model
-    from mbasr.claims import evaluate_claims
-    from mbasr.results import gather
+    from mbasr.claims import evaluate_claims, write_claims
+    from mbasr.report import build
+    from mbasr.results import gather, write_table
 
     work = tmp_path / "w"
     work.mkdir()
@@ -252,9 +254,19 @@ def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir,
     b = base_model(**common, steps=2, overrides=MICRO_RUN, progress=False)
     assert list(compare({"base": b, "mixed": mixed}, ["plant"])["system"]) == ["base", "mixed"]
     assert len(side_by_side(mixed, b, n=2)) == 2
-    claim1 = evaluate_claims(table)[0]
-    assert "plant (your domain)" in claim1["why"] and "paper" not in claim1["why"]
-    assert not [e for e in claim1["paper"] if e["target"] == "plant"]
+    claims = evaluate_claims(table)
+    assert "plant (your domain)" in claims[0]["why"] and "paper" not in claims[0]["why"]
+    assert not [e for e in claims[0]["paper"] if e["target"] == "plant"]
+    # the report: figure 2 gains the domain's panel (ours only), the claims table its row
+    results = tmp_path / "results"
+    write_table(table, results / "results.csv")
+    write_claims(claims, results / "claims.json")
+    build(results)
+    fig2 = pd.read_csv(results / "tables" / "figure-2.csv")
+    plant = fig2[fig2.target == "plant"]
+    assert len(plant) and plant["mb_paper_wer"].isna().all() and plant["mb_ours_wer"].notna().any()
+    assert "Plant (your domain)" in (results / "figures" / "figure-2.svg").read_text()
+    assert "plant (your domain)" in (results / "report" / "home.md").read_text()
 
 
 def test_grid_names_imported_domains_and_reruns_on_reimport(tmp_path):
