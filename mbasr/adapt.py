@@ -8,7 +8,9 @@ domain with one strategy, evaluate it, and write its result record. What noteboo
 Strategies (mbasr/batching.py): "text_only" (p = 0: corrupted target text + the three source
 components), "mixed" (0 < p <= 1: a share p of the target items served as audio), "asr" (standard LoRA
 fine-tuning on the share p of the target audio only). The base model is the one of `mbasr.base` with the
-same preset, seed, scale and source domain: built first when missing.
+same preset, seed, scale and source domain: built first when missing. The target is a domain of the
+synthetic corpus or one imported into `work_dir` (`mbasr import`, mbasr/data/domains.py), checked before
+any heavy work.
 
 A run lives in `work_dir/adapt/<run_id>-<hash>/` (the hash covers the base model, the stage-2 config and
 the strategy): `stage2/` (log, checkpoint, model; mbasr/train.py: killed runs resume), `eval/<domain>_<split>
@@ -155,7 +157,7 @@ def adapt(
 ) -> AdaptResult:
     """Adapt (or find) and evaluate one run; see the module docstring.
 
-    `p`: share of the target training utterances available as audio (nested subsets, mbasr.data.manifest
+    `p`: share of the target training utterances with audio available as audio (nested subsets, mbasr.data.manifest
     .subset); `tau`: target share of each batch (mixed, text_only; the paper's 0.5), so the target-text
     share is tau_t = (1 - p) * tau; `steps`, `lr`: stage 2's (None: the preset's); `eval_source`: also the
     source test set (forgetting, Figure 3); `eval_dev`: also the target dev set (learning-rate search:
