@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import soundfile as sf
 from conftest import needs_tts
-from test_byod import jsonl, wav
+from test_byod import POCKETSPHINX, jsonl, wav
 
 from mbasr.cli import main
 from mbasr.data import byod, tts
@@ -292,3 +293,57 @@ def test_grid_names_imported_domains_and_reruns_on_reimport(tmp_path):
         if name != "tiny-default-s0-base":
             assert job.params["target_domain"] == "my_domain" and job.params["eval_source"] is True
     assert "07_forgetting-my_domain-p0.1-s0" in jobs
+
+
+AUSTEN_LIKE = [
+    "she was not an ill tempered young woman",
+    "he had then leisure to consider what might be done for his sisters",
+    "mister dashwood might have been made more respectable by a better marriage",
+    "to be rather cold and rather selfish is not to be ill disposed",
+    "he might have been made amiable by a more amiable wife",
+    "how much there might be in his power to do for them he could not say",
+    "the young man was not an ill disposed young man",
+    "his wife was rather cold hearted and rather selfish",
+]
+
+
+@needs_tts
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (POCKETSPHINX / "librivox" / "transcription").is_file(),
+    reason="Debian's pocketsphinx-testdata is not installed (no /usr/share/pocketsphinx/test/data/librivox)",
+)
+def test_real_speech_test_set_of_a_text_only_domain(micro, micro_work_dir, tmp_path):
+    """Five LibriVox clips (pocketsphinx-testdata) as the test set of a text-only domain whose train text
+    is their transcripts plus similar sentences (as issue 12 asks: the WER shows the plumbing on real
+    speech, not generalisation), adapted text-only at micro scale from the shipped stage 0."""
+    from mbasr.adapt import adapt
+
+    rows, train = [], list(AUSTEN_LIKE)
+    for line in (POCKETSPHINX / "librivox" / "transcription").read_text().splitlines():
+        m = re.fullmatch(r"<s> (.*) </s> \((\S+)\)", line.strip())
+        rows.append({"key": m[2], "source": str(POCKETSPHINX / "librivox" / f"{m[2]}.wav"), "target": m[1]})
+        train.append(m[1])
+    work = tmp_path / "w"
+    work.mkdir()
+    for d in ("corpus", "audio"):
+        (work / d).symlink_to(micro_work_dir / d)
+    test = import_domain(jsonl(tmp_path / "test.jsonl", rows), "austen", "test", work, verbose=False)
+    assert test.kept == 5 and {u.voice for u in test.utterances} == {"user"}
+    import_domain(jsonl(tmp_path / "train.jsonl", [{"text": t} for t in train]), "austen", "train", work)
+    res = adapt(
+        preset="tiny",
+        work_dir=work,
+        scale="micro",
+        target_domain="austen",
+        strategy="text_only",
+        p=0.0,
+        base_steps=100,
+        steps=20,
+        progress=False,
+    )
+    e = res.wer("austen")
+    assert e["n_utts"] == 5 and e["n_words"] == sum(len(r["target"].split()) for r in rows)
+    assert 0 <= e["ci_low"] <= e["wer"] <= e["ci_high"]
+    print(f"\nLibriVox clips, text-only adaptation at micro scale: WER {100 * e['wer']:.1f}% "
+          f"[{100 * e['ci_low']:.1f}, {100 * e['ci_high']:.1f}] on {e['n_words']} words")  # fmt: skip
