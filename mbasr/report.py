@@ -283,10 +283,18 @@ def _finish(fig, name: str, out: Path) -> Path:
     return path
 
 
-def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame) -> list[str]:
+def your_targets(paper: pd.DataFrame, ours: pd.DataFrame | None) -> list[str]:
+    """The targets of our runs that the paper never reports: domains imported with `mbasr import`
+    (mbasr/data/domains.py), drawn as "your domain" panels without paper numbers."""
+    if ours is None:
+        return []
+    return sorted(set(ours["target_domain"].dropna()) - set(paper["target"]))
+
+
+def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame, yours=()) -> list[str]:
     if source is None:
         return []
-    if t not in OUR_TARGETS:
+    if t not in OUR_TARGETS and t not in yours:
         have = ", ".join(map(nice, OUR_TARGETS))
         return [
             f"Our corpus has no {esc(nice(t))} domain (its targets: {esc(have)}): the paper's numbers only."
@@ -302,11 +310,12 @@ def _values(series: dict, t: str, i: int) -> list[float]:
     return [float(v) for m in METHOD_LABEL for v in series[t, m][i]["value" if i == 0 else "wer"]]
 
 
-def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, run: dict) -> Made:
+def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, run: dict, yours=()) -> Made:
     """Figures 2, 4 and 5: WER against the target audio share p, MB against standard fine-tuning, one
-    panel per target in the paper's order; the paper's low-resource points (figure `2-low`) included."""
+    panel per target in the paper's order, then one per target of `yours` (no paper numbers: our source);
+    the paper's low-resource points (figure `2-low`) included."""
     pap = paper[paper["figure"].isin(figures)]
-    targets = list(dict.fromkeys(pap["target"]))
+    targets = list(dict.fromkeys([*pap["target"], *yours]))
     notes = [
         f"Our corpus has no counterpart of the paper's {PAPER_SOURCE_NAME.get(s, s)} source: these panels "
         "show the paper's numbers only."
@@ -315,7 +324,8 @@ def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, 
     ]
     series, rows = {}, []
     for t in targets:
-        src = OUR_SOURCE.get(pap.loc[pap["target"] == t, "source"].iloc[0])
+        paper_source = pap.loc[pap["target"] == t, "source"]
+        src = OUR_SOURCE.get(paper_source.iloc[0]) if len(paper_source) else SOURCE
         for m in METHOD_LABEL:
             series[t, m] = (
                 pap[(pap["target"] == t) & (pap["method"] == m)].sort_values("p"),
@@ -329,9 +339,10 @@ def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, 
                 row[f"{m}_paper_figure"] = _at(pm, "p", k)["figure"].iloc[0] if len(_at(pm, "p", k)) else None
                 row |= {f"{m}_{c}": v for c, v in pair(_at(pm, "p", k), _at(om, "p", k)).items()}
             rows.append(row)
-        notes += _lacks(t, src, series[t, "asr"][1], series[t, "mb"][1])
+        notes += _lacks(t, src, series[t, "asr"][1], series[t, "mb"][1], yours)
     overlay = _overlay_ok([tuple(_values(series, t, i) for i in (0, 1)) for t in targets])
-    fig, pax, oax = _panels(len(targets), overlay, (3.6, 3.2), run, [nice(t) for t in targets])
+    titles = [f"{nice(t)} (your domain)" if t in yours else nice(t) for t in targets]
+    fig, pax, oax = _panels(len(targets), overlay, (3.6, 3.2), run, titles)
     for j, t in enumerate(targets):
         for m, name in METHOD_LABEL.items():
             pm, om = series[t, m]
@@ -939,7 +950,8 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         (("4",), "figure-4", "Figure 4 redrawn (appendix): the Insurance and Animation targets."),
         (("5",), "figure-5", "Figure 5 redrawn (arXiv appendix): the SlideSpeech Life/Talent/English source."),
     ):  # fmt: skip
-        made = audio_share(paper, df, figs, results, drawn_as)
+        yours = your_targets(paper, df) if name == "figure-2" else ()  # the main figure gains their panels
+        made = audio_share(paper, df, figs, results, drawn_as, yours)
         alt = f"WER against the target audio share p, one panel per target; {style}."
         figure(name, made, audio_share_table(made, figs[0]), caption, alt)
     made = forgetting(paper, df, results, drawn_as)
