@@ -8,7 +8,9 @@ domain with one strategy, evaluate it, and write its result record. What noteboo
 Strategies (mbasr/batching.py): "text_only" (p = 0: corrupted target text + the three source
 components), "mixed" (0 < p <= 1: a share p of the target items served as audio), "asr" (standard LoRA
 fine-tuning on the share p of the target audio only). The base model is the one of `mbasr.base` with the
-same preset, seed, scale and source domain: built first when missing.
+same preset, seed, scale and source domain: built first when missing. The target is a domain of the
+synthetic corpus or one imported into `work_dir` (`mbasr import`, mbasr/data/domains.py), checked before
+any heavy work.
 
 A run lives in `work_dir/adapt/<run_id>-<hash>/` (the hash covers the base model, the stage-2 config and
 the strategy): `stage2/` (log, checkpoint, model; mbasr/train.py: killed runs resume), `eval/<domain>_<split>
@@ -29,7 +31,8 @@ from typing import Any
 from mbasr.base import base_model, load_base
 from mbasr.batching import MixedBatchSampler
 from mbasr.config import Config, load_preset
-from mbasr.data.corpus import Corpus, load_split
+from mbasr.data import domains
+from mbasr.data.corpus import Corpus
 from mbasr.decode import SlotInputs, evaluate
 from mbasr.evaluate import read_alignments
 from mbasr.grid import NOTEBOOKS, run_extra
@@ -154,7 +157,7 @@ def adapt(
 ) -> AdaptResult:
     """Adapt (or find) and evaluate one run; see the module docstring.
 
-    `p`: share of the target training utterances available as audio (nested subsets, mbasr.data.manifest
+    `p`: share of the target training utterances with audio available as audio (nested subsets, mbasr.data.manifest
     .subset); `tau`: target share of each batch (mixed, text_only; the paper's 0.5), so the target-text
     share is tau_t = (1 - p) * tau; `steps`, `lr`: stage 2's (None: the preset's); `eval_source`: also the
     source test set (forgetting, Figure 3); `eval_dev`: also the target dev set (learning-rate search:
@@ -164,6 +167,9 @@ def adapt(
     _check(strategy, p, tau)
     if not (eval_test or eval_dev or eval_source):
         raise ValueError("eval_test=False with neither eval_dev nor eval_source: nothing would be evaluated")
+    domains.require_target(  # before any heavy work
+        work_dir, target_domain, source_domain, need_dev=eval_dev, need_train_audio=p > 0
+    )
     t_all = time.perf_counter()
     params = {
         "preset": preset,
@@ -189,10 +195,11 @@ def adapt(
     t = time.perf_counter()
     base = base_model(**_base_kwargs(params), device=device, progress=progress)  # trained when missing
     timings["base_s"] = round(time.perf_counter() - t, 3)
-    if target_domain == source_domain or target_domain not in base.result["test_sets"]:
+    imported = domains.fingerprint(work_dir, target_domain)
+    if imported is None and target_domain not in base.result["test_sets"]:
         raise ValueError(
-            f"target_domain={target_domain!r}: choose one of the corpus's targets "
-            f"{[d for d in base.result['test_sets'] if d != source_domain]}"
+            f"target_domain={target_domain!r}: not in this corpus ({base.result['corpus']['root']}); "
+            f"{domains.known_domains(work_dir)}"
         )
     cfg = stage2_config(params)
     default_lr = stage2_config(params | {"lr": None}).stage2.lr
@@ -209,10 +216,12 @@ def adapt(
         "tau": params["tau"],
         "target_domain": target_domain,
     }
+    if imported is not None:  # (absent for the corpus's domains, whose run folders keep their names)
+        identity["target_data"] = imported
     run_dir = work_dir / "adapt" / f"{run_id}-{stable_hash(identity, 8)}"
     corpus = Corpus(Path(base.result["corpus"]["root"]), base.result["corpus"]["params"])
-    source_train = load_split(corpus, source_domain, "train")
-    target_train = load_split(corpus, target_domain, "train")
+    source_train = domains.load(corpus, work_dir, source_domain, "train")
+    target_train = domains.load(corpus, work_dir, target_domain, "train")
     want = [(target_domain, "test")] if eval_test else []
     want += [(source_domain, "test")] if eval_source else []
     want += [(target_domain, "dev")] if eval_dev else []
@@ -240,7 +249,7 @@ def adapt(
     # what the slot needs: the training audio (source audio and the target's audio subset) unless trained,
     # and every set still to be evaluated
     needed = [] if trained else list(sampler.audio_subset) + (source_train if strategy != "asr" else [])
-    evals = {(d, s): load_split(corpus, d, s) for d, s in todo}
+    evals = {(d, s): domains.load(corpus, work_dir, d, s, audio_only=True) for d, s in todo}
     needed += [u for utts in evals.values() for u in utts]
     t = time.perf_counter()
     feats = encode_cached(model.encoder, needed, work_dir / "cache", progress=progress) if needed else {}
@@ -355,7 +364,9 @@ def base_record(
         preset, work_dir, seed, scale, source_domain, base_steps, overrides, stage0, progress=progress
     )
     r = res.result
-    entries = [eval_entry(d, "test", r["wer"][d], r["paths"]["alignments"][d]) for d in r["test_sets"]]
+    # every test set of the corpus and of the domains imported into the work folder (a replaced name once)
+    imported = [d for d in domains.imported_domains(work_dir) if domains.has_test_audio(work_dir, d)]
+    entries = [eval_entry(d, "test", *base_eval(res, d)) for d in dict.fromkeys([*r["test_sets"], *imported])]
     record = make_record(
         run_id=run_id_for(
             "base",
@@ -388,8 +399,32 @@ def base_record(
     return record
 
 
+def base_eval(base, domain: str, device: str | None = None, progress: bool = False) -> tuple[dict, Path]:
+    """The base model's WER summary on `domain`'s test set and its alignments file: the base run's own for
+    a corpus domain; for an imported one, decoded once into the base run's `eval/imported/`, named by the
+    domain's content (a re-import is decoded again)."""
+    r = base.result
+    work_dir = Path(r["params"]["work_dir"])
+    tag = domains.fingerprint(work_dir, domain)
+    if tag is None:
+        return r["wer"][domain], Path(r["paths"]["alignments"][domain])
+    out = base.run_dir / "eval" / "imported" / f"{domain}-{tag}_test.jsonl"
+    if not out.with_suffix(".json").exists():
+        params = r["params"]
+        kw = {
+            k: params[k] for k in ("preset", "seed", "scale", "source_domain", "steps", "overrides", "stage0")
+        }
+        model, cfg, _ = load_base(**kw, work_dir=work_dir, device=device, progress=progress)
+        corpus = Corpus(Path(r["corpus"]["root"]), r["corpus"]["params"])
+        utts = domains.load(corpus, work_dir, domain, "test", audio_only=True)
+        slots = SlotInputs(model, encode_cached(model.encoder, utts, work_dir / "cache", progress=progress))
+        evaluate(model, utts, slots, cfg.decoding, out_path=out, seed=cfg.seed, precision=cfg.precision,
+                 progress=progress)  # fmt: skip
+    return json.loads(out.with_suffix(".json").read_text()), out
+
+
 def _base_entry(base, domain: str) -> dict[str, Any]:
-    w = base.result["wer"][domain]
+    w, _ = base_eval(base, domain)
     return {k: w[k] for k in ("wer", "ci_low", "ci_high", "n_utts")}
 
 
@@ -421,7 +456,7 @@ def side_by_side(res: AdaptResult, base, n: int = 5, domain: str | None = None):
 
     domain = domain or res.record["target_domain"]
     ours = {r["key"]: r for r in read_alignments(res.wer(domain)["alignments"])}
-    theirs = read_alignments(base.result["paths"]["alignments"][domain])
+    theirs = read_alignments(base_eval(base, domain)[1])
     rows = []
     for r in theirs:
         if r["key"] in ours and len(rows) < n:

@@ -245,10 +245,8 @@ class MixedBatchSampler:
                     raise ValueError(
                         f"p={p}: the target domain has no audio (every utterance lacks `source`)"
                     )
-                self.audio_subset = subset(target, p, self.subset_seed)
-                silent = [u.key for u in self.audio_subset if not u.has_audio]
-                if silent:
-                    raise ValueError(f"p={p}: audio-subset utterances without audio, e.g. {silent[:5]}")
+                # drawn from the lines with audio: an imported domain may have text-only lines too
+                self.audio_subset = subset([u for u in target if u.has_audio], p, self.subset_seed)
                 if not self.audio_subset:
                     raise ValueError(f"p={p}: round(p * {len(target)}) = 0 target utterances of audio")
             self._audio_keys = frozenset(u.key for u in self.audio_subset)

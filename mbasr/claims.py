@@ -379,11 +379,13 @@ def _claim5(runs: _Runs, pub: pd.DataFrame) -> Judgement:
     return out
 
 
-def _combine(per_target: dict[str, Judgement]) -> Judgement:
+def _combine(per_target: dict[str, Judgement], yours: set[str] = frozenset()) -> Judgement:
+    """One judgement from the targets'; a target of `yours` (an imported domain: no paper numbers) is
+    named as "your domain"."""
     verdicts = {j.verdict for j in per_target.values()}
     verdict = "not held" if "not held" in verdicts else "held" if verdicts == {"held"} else "inconclusive"
     whys = [
-        f"{t}: {j.verdict}: {j.why}"
+        f"{t}{' (your domain)' if t in yours else ''}: {j.verdict}: {j.why}"
         + ("; missing: " + ", ".join(j.missing) if j.missing and j.verdict == "inconclusive" else "")
         for t, j in per_target.items()
     ]
@@ -437,7 +439,10 @@ def evaluate_claims(
             per_target = {t: judge(runs, pub, t) for t in runs.targets}
             if n == 4:  # forgetting is measured only where a run was evaluated on the source test set
                 per_target = {t: j for t, j in per_target.items() if j.evidence}
-            judged[n] = _combine(per_target) if per_target else Judgement("inconclusive", _none_why(runs, n))
+            yours = set(runs.targets) - set(pub.target)
+            judged[n] = (
+                _combine(per_target, yours) if per_target else Judgement("inconclusive", _none_why(runs, n))
+            )
             tests[n] = runs.tests
         runs.tests = []
         judged[5] = _claim5(runs, pub)

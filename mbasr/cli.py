@@ -1,13 +1,18 @@
 """A thin command line over the package (the notebooks are the main interface):
 
 mbasr corpus --scale micro --work-dir runs          build (or find) the synthetic corpus
-mbasr import PATH --domain mydomain --split train   validate and import your own data
+mbasr import PATH --domain mydomain --split train   validate and import your own data (see
+    [--synthesize] [--condition C] [--work-dir DIR]  mbasr.data.domains); bad input: message, exit 2
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from mbasr.data.acoustics import CONDITIONS as _CONDITIONS
+
+CONDITIONS = " | ".join(_CONDITIONS)
 
 
 def _corpus(args) -> int:
@@ -21,10 +26,23 @@ def _corpus(args) -> int:
 
 
 def _import(args) -> int:
-    from mbasr.data.byod import describe, import_data
+    from mbasr.data.domains import import_domain
 
-    report = import_data(args.path, args.format, args.domain, args.split, args.out_dir, strict=args.strict)
-    print(describe(report))
+    report = import_domain(
+        args.path,
+        args.domain,
+        args.split,
+        args.work_dir,
+        fmt=args.format,
+        synthesize=args.synthesize,
+        condition=args.condition,
+        replace=args.replace,
+        strict=args.strict,
+        seed=args.seed,
+        jobs=args.jobs,
+        verbose=False,
+    )
+    print(report)
     return 0
 
 
@@ -47,12 +65,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="auto", help="auto | authors | nemo | folder | text")
     p.add_argument("--domain", required=True)
     p.add_argument("--split", required=True, choices=["train", "dev", "test"])
-    p.add_argument("--out-dir", default="runs/imported")
-    p.add_argument("--strict", action="store_true", help="fail on the first report of bad lines")
+    p.add_argument(
+        "--work-dir", default="runs", help="the notebooks' work_dir (the domain goes to DIR/imported)"
+    )
+    p.add_argument(
+        "--synthesize", action="store_true", help="speak lines without audio with the corpus's voices"
+    )
+    p.add_argument(
+        "--condition", default="none", help="acoustic condition of the spoken lines: none | " + CONDITIONS
+    )
+    p.add_argument("--replace", action="store_true", help="stand in for the synthetic domain of this name")
+    p.add_argument("--seed", type=int, default=0, help="voices and jitter of the spoken lines")
+    p.add_argument("--jobs", type=int, default=None, help="synthesis processes (default: all cores)")
+    p.add_argument("--strict", action="store_true", help="fail on any bad line, writing nothing")
     p.set_defaults(func=_import)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from mbasr.data.validate import DataError
+
+    try:
+        return args.func(args)
+    except (DataError, ValueError) as e:  # bad input: the message names the file:line or parameter
+        print(f"mbasr {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from mbasr.batching import AUDIO_KINDS, Item
 from mbasr.config import DecodingConfig
@@ -28,6 +27,7 @@ from mbasr.evaluate import WerResult, save_alignments, score
 from mbasr.io import atomic_write_json
 from mbasr.model import LLMItem, SpeechLLM
 from mbasr.model.cache import project_cached
+from mbasr.progress import bar as progress_bar
 
 
 class SlotInputs:
@@ -164,7 +164,7 @@ def transcribe(
     out: list[str | None] = [None] * len(items)
     was_training = model.training
     model.eval()
-    bar = tqdm(total=len(items), desc="decode", unit="utt", disable=not progress or not items)
+    bar = progress_bar(total=len(items), desc="decode", unit="utt", disable=not progress or not items)
     try:
         with _autocast(model, precision):
             for start in range(0, len(order), batch_size):

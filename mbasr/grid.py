@@ -12,6 +12,11 @@ the learning-rate search (mbasr/search.py), read from `LR_FILE` (`stage2_lr_file
 for none), from the entry made on the grid's preset, scale, source domain, steps and base steps; a strategy
 without one keeps the preset's lr, and a note says so. A nonzero `lr` is every strategy's. Run ids name the
 lr only where it differs from the preset's (`-lr0.003`), so runs at the preset's lr keep their ids.
+
+Targets may be domains imported into the grid's work_dir (`mbasr import`, mbasr.data.domains; example:
+workflow/grids/your_domain.yaml): their manifests are inputs of their runs and of the base model's job
+(whose record scores every imported test set), so a re-import reruns them. An unknown target fails the
+expansion, listing the synthetic and the imported domains.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ def preset_lr(preset: str) -> float:
     return float(load_preset(preset).stage2.lr)
 
 
-def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False) -> Job:
+def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False, files=()) -> Job:
     """One adaptation run (notebook 04, 05 or 06), named by its run id; `run_common` holds preset, scale,
     seed, source_domain, steps, lr (0: the preset's), base_steps."""
     params = dict(run_common, target_domain=target, eval_source=eval_source)
@@ -117,7 +122,7 @@ def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False)
     default = preset_lr(pc["preset"]) if pc.get("lr") else 0.0
     extra = run_extra(pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"])
     name = run_id_for(strategy, pc["preset"], pc["scale"], seed, target, p, tau, extra)
-    return Job(name, NOTEBOOKS[strategy], params, [base], record=True)
+    return Job(name, NOTEBOOKS[strategy], params, [base], record=True, files=list(files))
 
 
 def positive_number(v: Any) -> bool:
@@ -208,6 +213,17 @@ def stage2_lrs(config: dict[str, Any], quiet: bool = False) -> dict[str, float]:
     return out
 
 
+def _target_files(work_dir: str, targets: list[str | None]) -> dict[str, list[str]]:
+    """Each named target's imported manifests (none for a synthetic domain); an unknown name fails."""
+    from mbasr.data import domains
+
+    out = {}
+    for t in filter(None, targets):
+        domains.check_domain(work_dir, t, "grid config: target")
+        out[t] = [str(p) for p in sorted(domains.store_dir(work_dir).glob(f"{t}_*.jsonl"))]
+    return out
+
+
 def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
     """All jobs of a grid config, in a valid running order; a bad config fails naming the key."""
     missing = [k for k in REQUIRED if k not in config]
@@ -228,6 +244,9 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
     forget = config.get("forgetting") or {}
     sweep = config.get("tau_t_sweep") or {}
     gap = config.get("modality_gap") or {}
+    target_files = _target_files(
+        config["work_dir"], [*config["targets"], *(x.get("target") for x in (forget, sweep, gap))]
+    )
     lrs = stage2_lrs(config)  # per strategy (0.0: the preset's)
 
     def lr_params(strategies) -> dict[str, float]:  # 07 and 08: the lrs of their runs, where per strategy
@@ -258,7 +277,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
                 dict(common, source_domain=src, steps=base_steps),
                 [data.name],
                 record=True,
-                files=base_inputs(preset),
+                files=base_inputs(preset) + sorted({f for fs in target_files.values() for f in fs}),
             )
         )
         run_common = dict(common, source_domain=src, steps=steps, lr=lr, base_steps=base_steps)
@@ -267,7 +286,15 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
             common_ = dict(common_, lr=lrs[strategy])
             return add(
                 run_job(
-                    strategy, target, float(p), tau_, seed, common_, base.name, target == forget.get("target")
+                    strategy,
+                    target,
+                    float(p),
+                    tau_,
+                    seed,
+                    common_,
+                    base.name,
+                    target == forget.get("target"),
+                    target_files[target],
                 )
             )
 

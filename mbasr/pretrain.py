@@ -34,7 +34,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mbasr import augment
 from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
@@ -49,6 +49,7 @@ from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
 from mbasr.model.tokenizer import train_tokenizer
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.progress import bar as progress_bar
 
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 
@@ -153,7 +154,7 @@ def train_encoder(
     batches: list[list[int]] = []
     best = {"cer": math.inf, "step": 0, "state": None}
     curve, skipped = [], 0
-    for step in tqdm(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
+    for step in progress_bar(range(stage.steps), desc="stage 0: encoder (CTC)", mininterval=5):
         if not batches:
             batches = _length_batches([len(w) for w in train_w], stage.batch_size, rng)
         idx = batches.pop()
@@ -356,7 +357,7 @@ def train_lm(
     best = {"score": math.inf, "step": 0, "state": None}
     order: list = []
     desc = "stage 0: LM (text + copy" + (" + speech)" if speech else ")")
-    for step in tqdm(range(stage.steps), desc=desc, mininterval=5):
+    for step in progress_bar(range(stage.steps), desc=desc, mininterval=5):
         plain, copies = rng.sample(text, half), rng.sample(text, half)
         items = _copy_items(copies, rng)
         if speech:

@@ -4,9 +4,11 @@ committed so a reader can render the site without training; a rerun replaces it)
     python -m mbasr.publish runs results      # then: python -m mbasr.report results && smalldocs render
 
 `<work_dir>/results/*.json` (the records, validated) -> `records/`, `results.csv` and `claims.json` as they
-are, `<work_dir>/notebooks/*.ipynb` -> `notebooks/`. Notebooks that the pages embed by a fixed name
-(01_data_prep, 03_base_model's run, 07_forgetting, 08_modality_gap: the grid names them with their
-parameters) are also saved under that name, from the first seed.
+are, `<work_dir>/notebooks/*.ipynb` -> `notebooks/`, each tidied for its page (`mbasr.nbtidy`: progress
+bars in their final state, no library warnings, audio as files under `notebooks/media/`, text from data
+escaped, a title that names the run). Notebooks that the pages embed by a fixed name (01_data_prep,
+02_corruption, 07_forgetting, 08_modality_gap: the grid names them with their parameters) are saved
+under that name, from the first seed; the base model's notebook keeps its run id, which its record names.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from mbasr.nbtidy import tidy
 from mbasr.results import SEARCH_FILE, read_records
 
 CANONICAL = ("01_data_prep", "02_corruption", "07_forgetting", "08_modality_gap")
@@ -55,9 +58,7 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
             names[first] = f"{prefix}.ipynb"
     for nb, name in names.items():
         shutil.copy2(nb, dest / "notebooks" / name)
-    base = next((nb for nb in notebooks if nb.stem.endswith("-base")), None)
-    if base is not None:  # small: also under its run id, which its record names
-        shutil.copy2(base, dest / "notebooks" / "03_base_model.ipynb")
+        tidy(dest / "notebooks" / name)
     return {"records": len(records), "notebooks": len(notebooks)}
 
 

@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mbasr import diagrams, findings, labels, safe
 from mbasr.config import PRESET_DIR
 from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
+from mbasr.nbtidy import audio_to_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CSV = ROOT / "data" / "paper" / "published_results.csv"
@@ -61,15 +63,18 @@ SPLIT = "test"  # the figures report test sets; dev sets are for tuning
 # Okabe-Ito, a colour-blind-safe palette; each series also has its own marker
 COLORS = {"asr": "#D55E00", "mb": "#0072B2", "text_only": "#56B4E9", "base": "#000000"}
 MARKERS = {"asr": "s", "mb": "o", "text_only": "D", "base": "^"}
-METHOD_LABEL = {"asr": "standard fine-tuning (ASR)", "mb": "mixed batch (MB)"}
+METHOD_LABEL = {"asr": labels.STRATEGY["asr"], "mb": labels.STRATEGY["mixed"]}
 P_TICKS = [0, 1, 5, 10, 20, 40, 60, 80, 100]  # audio share p (%), on a square-root axis
 VERDICT_CLASS = {"held": "success", "not held": "danger", "inconclusive": "secondary"}
 VERDICT_MARK = {"held": "✓", "not held": "✗", "inconclusive": "?"}
 
 
-def nice(name: str) -> str:
-    """A domain's display name: `musical_instruments` -> `Musical Instruments`."""
-    return str(name).replace("_", " ").title()
+nice = labels.domain
+
+
+def esc(text) -> str:
+    """Text from data (domain names, file names, messages) for a Markdown or HTML page: shown, never run."""
+    return html.escape(str(text))
 
 
 def pct(x: float | None) -> str:
@@ -208,6 +213,7 @@ class Made:
     notebooks: list[str] = field(default_factory=list)
     overlay: bool = True
     panels: int = 1
+    ours: pd.DataFrame | None = None  # the runs drawn, for the caption's seeds
 
 
 def _plt():
@@ -277,16 +283,26 @@ def _finish(fig, name: str, out: Path) -> Path:
     return path
 
 
-def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame) -> list[str]:
+def your_targets(paper: pd.DataFrame, ours: pd.DataFrame | None) -> list[str]:
+    """The targets of our runs that the paper never reports: domains imported with `mbasr import`
+    (mbasr/data/domains.py), drawn as "your domain" panels without paper numbers."""
+    if ours is None:
+        return []
+    return sorted(set(ours["target_domain"].dropna()) - set(paper["target"]))
+
+
+def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame, yours=()) -> list[str]:
     if source is None:
         return []
-    if t not in OUR_TARGETS:
+    if t not in OUR_TARGETS and t not in yours:
         have = ", ".join(map(nice, OUR_TARGETS))
-        return [f"Our corpus has no {nice(t)} domain (its targets: {have}): the paper's numbers only."]
+        return [
+            f"Our corpus has no {esc(nice(t))} domain (its targets: {esc(have)}): the paper's numbers only."
+        ]
     if len(mb) or (asr["p"] > 0).any():
         return []
     shown = "our base model's point (p = 0) only" if len(asr) else "the paper's numbers only"
-    return [f"No adaptation run of ours targets {nice(t)} yet: its panel shows {shown}."]
+    return [f"No adaptation run of ours targets {esc(nice(t))} yet: its panel shows {shown}."]
 
 
 def _values(series: dict, t: str, i: int) -> list[float]:
@@ -294,11 +310,12 @@ def _values(series: dict, t: str, i: int) -> list[float]:
     return [float(v) for m in METHOD_LABEL for v in series[t, m][i]["value" if i == 0 else "wer"]]
 
 
-def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, run: dict) -> Made:
+def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, run: dict, yours=()) -> Made:
     """Figures 2, 4 and 5: WER against the target audio share p, MB against standard fine-tuning, one
-    panel per target in the paper's order; the paper's low-resource points (figure `2-low`) included."""
+    panel per target in the paper's order, then one per target of `yours` (no paper numbers: our source);
+    the paper's low-resource points (figure `2-low`) included."""
     pap = paper[paper["figure"].isin(figures)]
-    targets = list(dict.fromkeys(pap["target"]))
+    targets = list(dict.fromkeys([*pap["target"], *yours]))
     notes = [
         f"Our corpus has no counterpart of the paper's {PAPER_SOURCE_NAME.get(s, s)} source: these panels "
         "show the paper's numbers only."
@@ -307,7 +324,8 @@ def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, 
     ]
     series, rows = {}, []
     for t in targets:
-        src = OUR_SOURCE.get(pap.loc[pap["target"] == t, "source"].iloc[0])
+        paper_source = pap.loc[pap["target"] == t, "source"]
+        src = OUR_SOURCE.get(paper_source.iloc[0]) if len(paper_source) else SOURCE
         for m in METHOD_LABEL:
             series[t, m] = (
                 pap[(pap["target"] == t) & (pap["method"] == m)].sort_values("p"),
@@ -321,9 +339,10 @@ def audio_share(paper: pd.DataFrame, ours, figures: tuple[str, ...], out: Path, 
                 row[f"{m}_paper_figure"] = _at(pm, "p", k)["figure"].iloc[0] if len(_at(pm, "p", k)) else None
                 row |= {f"{m}_{c}": v for c, v in pair(_at(pm, "p", k), _at(om, "p", k)).items()}
             rows.append(row)
-        notes += _lacks(t, src, series[t, "asr"][1], series[t, "mb"][1])
+        notes += _lacks(t, src, series[t, "asr"][1], series[t, "mb"][1], yours)
     overlay = _overlay_ok([tuple(_values(series, t, i) for i in (0, 1)) for t in targets])
-    fig, pax, oax = _panels(len(targets), overlay, (3.6, 3.2), run, [nice(t) for t in targets])
+    titles = [f"{nice(t)} (your domain)" if t in yours else nice(t) for t in targets]
+    fig, pax, oax = _panels(len(targets), overlay, (3.6, 3.2), run, titles)
     for j, t in enumerate(targets):
         for m, name in METHOD_LABEL.items():
             pm, om = series[t, m]
@@ -352,7 +371,11 @@ def tau_sweep(paper: pd.DataFrame, ours, out: Path, run: dict) -> Made:
     base_p = fig2[fig2["p"] == 0]
     sweep = our_points(ours, "tau_sweep", src, target, by="tau_t")
     base = our_points(ours, "base", src, target)
-    notes = [] if len(sweep) else [f"No text-only run of ours on {nice(target)} yet: the paper's sweep only."]
+    notes = (
+        []
+        if len(sweep)
+        else [f"No text-only run of ours on {esc(nice(target))} yet: the paper's sweep only."]
+    )
     overlay = _overlay_ok([([*pap["value"], *base_p["value"]], [*sweep["wer"], *base["wer"]])])
     fig, (axp,), (axo,) = _panels(1, overlay, (6.0, 3.6), run, [f"Text-only adaptation, {nice(target)}"])
     _draw(axp, 100 * pap["tau_t"], pap["value"], "text_only", True, "text-only adaptation, paper")
@@ -390,7 +413,7 @@ def forgetting(paper: pd.DataFrame, ours, out: Path, run: dict) -> Made:
             row |= {f"{side}_{k}": v for k, v in pair(theirs, mine).items()}
             points.append(mine)
         if pd.isna(row["source_ours_wer"]) or pd.isna(row["target_ours_wer"]):
-            notes.append(f"No run of ours for “{system}” (p = {p_label(p)}%) on both test sets yet.")
+            notes.append(f"No run of ours for “{esc(system)}” (p = {p_label(p)}%) on both test sets yet.")
         rows.append(row)
     table = pd.DataFrame(rows)
     overlay = _overlay_ok(
@@ -467,15 +490,31 @@ def _table(attrs: str, head: str, rows: list[str]) -> str:
     return raw_html(f'<div class="table-responsive">{table}{"".join(rows)}</tbody></table></div>')
 
 
+def _folded(attrs: str, head: str, rows: list[tuple[bool, str]]) -> str:
+    """Rows with a point of ours first; the paper-only rows folded away below, still one click from view."""
+    ours, theirs = [r for has, r in rows if has], [r for has, r in rows if not has]
+    if not ours or not theirs:
+        return _table(attrs, head, [r for _, r in rows])
+    fold = _table(attrs, head, theirs)
+    summary = f"{len(theirs)} more rows: the paper's points without a run of ours"
+    return (
+        _table(attrs, head, ours)
+        + raw_html(f"<details><summary>{summary}</summary>")
+        + fold
+        + raw_html("</details>")
+    )
+
+
 def _split(r: pd.Series, prefix: str) -> dict:
     return {k.removeprefix(prefix): v for k, v in r.items() if k.startswith(prefix)}
 
 
-HOW_TO_READ = (
-    "WER in %. *paper*: the published value; *ours*: our run's WER **in bold** with its 95% bootstrap "
-    "confidence interval [low, high] (over several seeds: their mean, and the envelope of their CIs); "
-    "— : no such point."
-)
+def how_to_read(df: pd.DataFrame | None) -> str:
+    """The tables' legend, with what our intervals are (one seed or several) read from the runs."""
+    return (
+        "WER in %. *paper*: the published value; *ours*: our WER **in bold** with its 95% confidence "
+        f"interval [low, high]; — : no such point. {findings.intervals(df)}"
+    )
 
 
 def audio_share_table(made: Made, figure: str) -> str:
@@ -486,12 +525,13 @@ def audio_share_table(made: Made, figure: str) -> str:
     )  # fmt: skip
     rows = []
     for _, r in made.table.iterrows():
-        cells = f"<td>{nice(r['target'])}</td><td>{p_label(r['p'])}</td>"
+        cells = f"<td>{esc(nice(r['target']))}</td><td>{p_label(r['p'])}</td>"
         for m in METHOD_LABEL:
             c, kw = _split(r, f"{m}_"), {"target": r["target"], "method": m, "p": r["p"]}
             cells += _paper_cell(c["paper_wer"], figure=c["paper_figure"], **kw) + _ours_cell(c, **kw)
-        rows.append(f"<tr>{cells}</tr>")
-    return _table(_attrs(figure=figure), head, rows)
+        has = any(pd.notna(r[f"{m}_ours_wer"]) for m in METHOD_LABEL)
+        rows.append((has, f"<tr>{cells}</tr>"))
+    return _folded(_attrs(figure=figure), head, rows)
 
 
 def tau_table(made: Made) -> str:
@@ -500,10 +540,9 @@ def tau_table(made: Made) -> str:
     for _, r in made.table.iterrows():
         k = r["tau_t"]
         label = "base model" if pd.isna(k) else p_label(k)
-        rows.append(
-            f"<tr><td>{label}</td>{_paper_cell(r['paper_wer'], figure=1, tau_t=k)}{_ours_cell(r)}</tr>"
-        )
-    return _table(_attrs(figure=1), head, rows)
+        cells = f"<td>{label}</td>{_paper_cell(r['paper_wer'], figure=1, tau_t=k)}{_ours_cell(r)}"
+        rows.append((pd.notna(r["ours_wer"]), f"<tr>{cells}</tr>"))
+    return _folded(_attrs(figure=1), head, rows)
 
 
 def forgetting_table(made: Made) -> str:
@@ -561,7 +600,7 @@ def _show(v) -> str:
     return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-SYSTEM_LABEL = {"base": "base", "text_only": "text-only", "mixed": "MB", "asr": "ASR"}
+SYSTEM_LABEL = labels.SHORT
 
 
 def _point(e: dict) -> str:
@@ -572,7 +611,7 @@ def _point(e: dict) -> str:
     if e.get("system") not in ("base", "text_only") and e.get("p") is not None:
         what.append(f"p={e['p']:g}")
     if e.get("tau_t") is not None:
-        what.append(f"tau_t={e['tau_t']:g}")
+        what.append(f"{labels.SYMBOL['tau_t']}={e['tau_t']:g}")
     where = nice(e.get("target", ""))
     scored = e.get("eval_domain") or ("source" if e.get("metric") == "source_wer" else None)
     if scored and scored != e.get("target"):
@@ -595,8 +634,10 @@ def _why(text) -> str:
     """The verdict's reasons, one item per target (claims.json joins them with '. ')."""
     parts = [p for p in re.split(r"\.\s+(?=[a-z_]+: )", str(text)) if p.strip()]
     if len(parts) < 2:
-        return _show(text)
-    return "<ul>" + "".join(f"<li>{html.escape(p.rstrip('.'))}</li>" for p in parts) + "</ul>"
+        return _show(labels.humanize(text))
+    return (
+        "<ul>" + "".join(f"<li>{html.escape(labels.humanize(p.rstrip('.')))}</li>" for p in parts) + "</ul>"
+    )
 
 
 def claims_table(results: Path) -> str:
@@ -618,7 +659,7 @@ def claims_table(results: Path) -> str:
         )
         rows.append(
             f'<tr data-claim="{c["claim"]}" data-verdict="{html.escape(v)}"><td>{c["claim"]}</td>'
-            f"<td>{_show(c['statement'])}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
+            f"<td>{_show(labels.humanize(c['statement']))}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
         )
     head = "<tr><th>#</th><th>the paper claims</th><th>verdict</th><th>why</th><th>the numbers</th></tr>"
     return _table(' id="claims"', head, rows)
@@ -632,11 +673,10 @@ def status(run: dict | None, df: pd.DataFrame | None) -> str:
             "`bash scripts/main.sh` runs the default grid and writes it.",
             "No results",
         )
-    versions = ", ".join(sorted(df["code_version"].astype(str).unique()))
     made = f"{str(df['created'].min())[:10]} to {str(df['created'].max())[:10]}"
     text = (
-        f"Our numbers: preset **{run['preset']}**, scale **{run['scale']}**, {df['run_id'].nunique()} runs, "
-        f"code version `{versions}`, made {made}."
+        f"Our numbers: preset **{esc(run['preset'])}**, scale **{esc(run['scale'])}**, "
+        f"{df['run_id'].nunique()} runs, made {esc(made)}."
     )
     if run["left_out"]:
         text += " Left out of the figures (another preset or scale): " + ", ".join(run["left_out"]) + "."
@@ -644,26 +684,28 @@ def status(run: dict | None, df: pd.DataFrame | None) -> str:
 
 
 def figure_section(
-    page: Page, made: Made, table: str, csv: Path, results: Path, caption: str, alt: str
+    page: Page, made: Made, table: str, csv: Path, results: Path, caption: str, alt: str, lead: str = ""
 ) -> str:
-    """A figure page's generated part: the figure, what it lacks, its table, and its notebooks."""
+    """A figure page's generated part: its verdict line, the figure, what it lacks, its table, and its
+    notebooks."""
     cls = ".column-page " if made.panels >= 3 else ""  # wide enough for three panels
-    parts = [f'![{caption}]({page.link(made.figure)}){{{cls}fig-alt="{alt}"}}\n']
+    parts = [raw_html(lead)] if lead else []
+    parts += [f'![{caption}]({page.link(made.figure)}){{{cls}fig-alt="{alt}"}}\n']
     if not made.overlay:
         parts.append(
             "Our WERs lie far from the paper's, so ours have their own row of panels rather than flattening "
             "the paper's curves: compare the shapes, and the numbers below.\n"
         )
     parts += [callout("warning", n) for n in made.notes]
-    parts += [table, f"{HOW_TO_READ} [The table as CSV]({page.link(csv)}).\n"]
+    parts += [table, f"{how_to_read(made.ours)} [The table as CSV]({page.link(csv)}).\n"]
     if made.notebooks:
         items = []
         for name in made.notebooks:
             nb = results / "notebooks" / Path(name).name
             items.append(
-                f"- [{nb.stem}]({page.link(nb)})"
+                f"- [{esc(nb.stem)}]({page.link(nb)})"
                 if nb.exists()
-                else f"- `{nb.name}` (not in `results/notebooks/`)"
+                else f"- {esc(nb.name)} (not in `results/notebooks/`)"
             )
         title = f"The executed notebooks behind these runs ({len(items)})"
         parts.append(callout("note", "\n".join(items), title, collapse=True))
@@ -690,8 +732,9 @@ def _cell_options(src: str) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
-    """One saved output as Markdown; a picture is written to the file `picture(ext)` names, and shown."""
+def _output(out: dict, opts: dict, picture, page: Page, media) -> str | None:
+    """One saved output as Markdown; a picture is written to the file `picture(ext)` names, and shown;
+    `media` turns an HTML output's audio into links to files. Text from data is escaped (`mbasr.safe`)."""
     kind = out.get("output_type")
     if kind == "stream":
         text = _joined(out.get("text", "")).rstrip()
@@ -699,7 +742,8 @@ def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
             f"{_fence(text)}text\n{text}\n{_fence(text)}\n" if out.get("name") == "stdout" and text else None
         )
     if kind == "error":
-        return callout("warning", f"The cell raised `{out.get('ename')}: {out.get('evalue')}`.")
+        text = f"{out.get('ename')}: {out.get('evalue')}"
+        return callout("warning", f"The cell raised an error:\n\n{_fence(text)}text\n{text}\n{_fence(text)}")
     data = {m: _joined(v) for m, v in (out.get("data") or {}).items()}
     image = next((m for m in IMAGE_EXT if m in data), None)
     if image:
@@ -709,13 +753,11 @@ def _output(out: dict, opts: dict, picture, page: Page) -> str | None:
         cap = caps[k] if isinstance(caps, list) and k < len(caps) else caps if isinstance(caps, str) else ""
         alt = str(opts.get("fig-alt") or cap or "a figure of the notebook").replace('"', "'")
         return f'![{cap}]({page.link(f)}){{fig-alt="{alt}"}}\n'
-    if "text/html" in data:  # tables (with Bootstrap's styling instead of pandas' border), audio players
-        value = data["text/html"].replace(
-            '<table border="1" class="dataframe">', '<table class="dataframe table table-sm">'
-        )
+    if "text/html" in data:  # tables and audio players, rebuilt from an allow-list; audio as files
+        value = media(safe.html_output(data["text/html"]))
         return raw_html(f'<div class="cell-output-display" style="overflow-x:auto">\n{value}\n</div>')
     if "text/markdown" in data:
-        return data["text/markdown"] + "\n"
+        return safe.markdown_output(data["text/markdown"]) + "\n"
     if "text/plain" in data:
         return f"{_fence(data['text/plain'])}text\n{data['text/plain']}\n{_fence(data['text/plain'])}\n"
     return None
@@ -728,6 +770,12 @@ def notebook_fragment(nb_path: Path, page: Page, asset_dir: Path) -> str:
     raw HTML, text as code blocks; stderr (progress bars, warnings) left out."""
     nb = json.loads(nb_path.read_text())
     asset_dir.mkdir(parents=True, exist_ok=True)
+    files = nb_path.parent / "media"  # where mbasr.nbtidy puts a notebook's audio
+
+    def media(value: str) -> str:
+        value = value.replace('src="media/', f'src="{page.link(files)}/')
+        return audio_to_files(value, files, page.link(files))
+
     parts, first = [], True
     for i, cell in enumerate(nb.get("cells", [])):
         src = _joined(cell.get("source", ""))
@@ -747,7 +795,7 @@ def notebook_fragment(nb_path: Path, page: Page, asset_dir: Path) -> str:
             shown.append(asset_dir / f"{nb_path.stem}-cell{i}-{len(shown)}.{ext}")
             return shown[-1], len(shown) - 1
 
-        parts += [md for out in cell.get("outputs", []) if (md := _output(out, opts, picture, page))]
+        parts += [md for out in cell.get("outputs", []) if (md := _output(out, opts, picture, page, media))]
     return "\n".join(parts)
 
 
@@ -767,8 +815,9 @@ def notebooks_fragment(results: Path, page: Page) -> str:
         ]  # fmt: skip
         took = f" · ran {meta['duration']:.0f} s" if isinstance(meta.get("duration"), (int, float)) else ""
         cmd = " \\\n    ".join([f"papermill {src} /tmp/{nb_path.name}", *args])
+        fence = _fence(cmd)
         out.append(
-            f"### [{nb_path.stem}]({page.link(nb_path)})\n\nFrom `{src}`{took}.\n\n```bash\n{cmd}\n```\n"
+            f"### [{esc(nb_path.stem)}]({page.link(nb_path)})\n\nFrom {esc(src)}{took}.\n\n{fence}bash\n{cmd}\n{fence}\n"
         )
     return "\n".join(out)
 
@@ -837,7 +886,7 @@ def search_fragment(results: Path) -> str:
         )
     s = json.loads(path.read_text())
     lrs = s["config"]["lrs"]
-    dev = ", ".join(f"{nice(d['domain'])} {d['split']}" for d in s["dev_sets"])
+    dev = esc(", ".join(f"{nice(d['domain'])} {d['split']}" for d in s["dev_sets"]))
     head = "| strategy | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen |"
     rows = [head, "| --- |" + " --- |" * (len(lrs) + 1)]
     for strategy, v in s["strategies"].items():
@@ -880,11 +929,15 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
     frag: dict[str, str] = {}
     written: list[Path] = []
 
+    claims = findings.load_claims(results)
+
     def figure(name: str, made: Made, table: str, caption: str, alt: str) -> None:
         csv = results / "tables" / f"{name}.csv"
         csv.parent.mkdir(parents=True, exist_ok=True)
         made.table.to_csv(csv, index=False)
-        frag[name] = figure_section(site, made, table, csv, results, caption, alt)
+        made.ours = df
+        lead = findings.figure_verdict(claims, name.removeprefix("figure-"))
+        frag[name] = figure_section(site, made, table, csv, results, caption, alt, lead)
         written.extend([made.figure, csv])
 
     style = "the paper dashed with hollow markers, ours solid with filled markers and 95% CI bars"
@@ -897,17 +950,17 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         (("4",), "figure-4", "Figure 4 redrawn (appendix): the Insurance and Animation targets."),
         (("5",), "figure-5", "Figure 5 redrawn (arXiv appendix): the SlideSpeech Life/Talent/English source."),
     ):  # fmt: skip
-        made = audio_share(paper, df, figs, results, drawn_as)
+        yours = your_targets(paper, df) if name == "figure-2" else ()  # the main figure gains their panels
+        made = audio_share(paper, df, figs, results, drawn_as, yours)
         alt = f"WER against the target audio share p, one panel per target; {style}."
         figure(name, made, audio_share_table(made, figs[0]), caption, alt)
     made = forgetting(paper, df, results, drawn_as)
     figure("figure-3", made, forgetting_table(made), "Figure 3 redrawn: source against target WER on Banking "
            "(lower left is better).", f"Source-domain WER against Banking WER for four systems; {style}.")  # fmt: skip
 
-    frag["home"] = "\n".join(
-        [status(run, df), "## Headline: Banking, the paper's and ours\n", headline(paper, df), HOW_TO_READ + "\n",
-         "## The claims and our verdicts\n", claims_table(results)]
-    )  # fmt: skip
+    frag["home"] = home_fragment(results, paper, df, run, claims)
+    gap_nb = results / "notebooks" / "08_modality_gap.ipynb"
+    frag["modality-gap-teach"], frag["modality-gap-conclusion"] = teaching(results, site, gap_nb)
     for name, nb, what in (
         ("modality-gap", "08_modality_gap.ipynb", "the modality-gap notebook"),
         ("data", "01_data_prep.ipynb", "the data-preparation notebook"),
@@ -915,7 +968,7 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         path = results / "notebooks" / nb
         if path.exists():
             body = notebook_fragment(path, site, results / "figures" / "notebooks")
-            frag[name] = f"*From the executed notebook [{path.stem}]({site.link(path)}).*\n\n{body}"
+            frag[name] = f"*From the executed notebook [{esc(path.stem)}]({site.link(path)}).*\n\n{body}"
         else:
             text = (
                 f"`results/notebooks/{nb}` is missing: {what} has not run yet, so this page has no content."
@@ -929,6 +982,49 @@ def build(results_dir: str | Path, paper_csv: str | Path = PAPER_CSV) -> list[Pa
         path.write_text(text.rstrip() + "\n")
         written.append(path)
     return written
+
+
+def teaching(results: Path, page: Page, nb: Path) -> str:
+    """The modality-gap page's diagrams (the system; the batch at p = 0.1, tau = 0.5, from the sampler's
+    own shares) as files, and its conclusion from notebook 08's numbers."""
+    out = results / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "system.svg").write_text(diagrams.system_svg())
+    (out / "batch.svg").write_text(diagrams.batch_svg(0.1, MB_TAU))
+    parts = [
+        f"![The system: speech passes the encoder and the projector into the prompt's speech slot; text-only "
+        f'items put token embeddings in the same slot.]({page.link(out / "system.svg")}){{fig-alt="A diagram: '
+        f"speech, encoder, projector, speech slot, LLM with LoRA, transcript; corrupted text, token embeddings, "
+        f'the same slot"}}\n',
+        f"![The five components of a mixed batch, their shares from the sampler (mbasr.batching).]"
+        f'({page.link(out / "batch.svg")}){{fig-alt="A bar split into the five shares of a mixed batch"}}\n',
+    ]
+    gap = diagrams.layer_gap(nb) if nb.exists() else None
+    return "\n".join(parts), diagrams.conclusion(gap)
+
+
+def home_fragment(results: Path, paper: pd.DataFrame, df, run, claims: list[dict]) -> str:
+    """Home: what we found (generated), links to the paper and the authors' code, the headline, the
+    verdicts, the limitations, the commit and the citation."""
+    home = Page(results.parent, ".")
+    links = {
+        "deviations": "site/reproduce.qmd#deviations-from-the-paper",
+        "figure": "site/figure-2.qmd",
+        "thumbnail": home.link(results / "figures" / "figure-2.svg"),
+    }
+    refs = (
+        f"[The paper (arXiv 2604.06487)]({findings.PAPER_URL}) · "
+        f"[The authors' code (idiap/llm-asr-text-only-adaptation)]({findings.CODE_URL})\n"
+    )
+    parts = [refs]
+    if df is not None and run is not None:
+        parts += [findings.what_we_found(claims, df, run, presets(), paper, links)]
+    parts += [status(run, df), "## Headline: Banking, the paper's and ours\n", headline(paper, df),
+              how_to_read(df) + "\n", "## The claims and our verdicts\n", claims_table(results)]  # fmt: skip
+    if df is not None and run is not None:
+        parts += [findings.limitations(df, run, paper, OUR_TARGETS), findings.commit_line(df) + "\n"]
+        parts += [findings.citation(findings.versions(df)[0][0])]
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mbasr.batching import KINDS, MixedBatchSampler
 from mbasr.config import Config, StageConfig
@@ -47,6 +46,7 @@ from mbasr.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.io import atomic_write_bytes, atomic_write_json, code_version
 from mbasr.model import SpeechLLM, load_trainable, save_trainable
 from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.progress import bar as progress_bar
 
 CHECKPOINT, LOG, MODEL, DONE = "checkpoint.pt", "log.jsonl", "model.pt", "done.json"
 # Deterministic cuBLAS needs this before its first use, so it is set on import (a no-op on CPU).
@@ -227,7 +227,9 @@ def train_stage(
         sampler.step = start
         model.train()
         loss_value = float("nan")
-        bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress, mininterval=1.0)
+        bar = progress_bar(
+            total=steps, initial=start, desc=desc, unit="step", disable=not progress, mininterval=1.0
+        )
         t0 = time.perf_counter() - elapsed
         with log_path.open("a", encoding="utf-8") as log:
             for step in range(start, steps):

@@ -148,6 +148,7 @@ def test_figure_2_shows_the_papers_numbers(served, browser):
     base, _ = served
     page = browser.new_page()
     page.goto(base + "site/figure-2.html", wait_until="load")
+    page.eval_on_selector_all("details", "els => els.forEach(e => { e.open = true; })")  # paper-only rows
     shown = page.eval_on_selector_all(
         'table[data-figure="2"] td[data-source="paper"]',
         "els => els.map(e => [e.dataset.figure, e.dataset.target, e.dataset.method, e.dataset.p, e.innerText,"
@@ -159,3 +160,115 @@ def test_figure_2_shows_the_papers_numbers(served, browser):
     assert len(values) == len(shown), "a paper value is shown twice"
     want = paper_values(("2", "2-low"))
     assert values == want, f"shown, not published: {values - want}; published, not shown: {want - values}"
+
+
+# ------------------------------------------------------------------------- text from data stays text
+
+ATTACK = "<script>window.__pwned = 1</script>"
+IMG = '<img src="x" onerror="window.__pwned = 2">'
+
+
+def crafted_notebook():
+    """A modality-gap notebook whose transcript, key and error message hold markup and backticks, as an
+    imported domain could bring them."""
+    import nbformat
+    import pandas as pd
+    from test_site import synthetic_notebook
+
+    nb = synthetic_notebook("08_modality_gap", "GAPMARK", {"target_domain": "bank`ing"})
+    table = pd.DataFrame({"key": [f"k{ATTACK}"], "transcript": [f"say `{IMG}` now"]})
+    out = nbformat.v4.new_output
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "show()",
+            outputs=[
+                out("display_data", data={"text/html": table.style.to_html(), "text/plain": "styled"}),
+                out("display_data", data={"text/html": table.to_html(), "text/plain": "table"}),
+                out("display_data", data={"text/markdown": f"**key{ATTACK}** · *say `x` {IMG}*"}),
+                out("error", ename="ValueError", evalue=f"bad key `{ATTACK}`` {IMG}", traceback=[]),
+            ],
+        )
+    )
+    return nb
+
+
+def test_text_from_data_shows_literally_and_never_runs(browser, tmp_path):
+    import nbformat
+
+    from mbasr.nbtidy import tidy
+
+    def prepare(results):
+        path = results / "notebooks" / "08_modality_gap.ipynb"
+        nbformat.write(crafted_notebook(), path)
+        tidy(path)  # as mbasr.publish does
+
+    site = build_site(tmp_path, "full", prepare=prepare)
+    page = browser.new_page()
+    for path in ("site/modality-gap.html", "results/notebooks/08_modality_gap.html"):
+        page.goto((site / path).as_uri(), wait_until="load")
+        assert page.evaluate("window.__pwned") is None, f"{path}: a script from data ran"
+        text = page.inner_text("main")
+        assert ATTACK in text and "say `" in text, f"{path}: the text from data is not shown literally"
+        assert "onerror" in text
+    page.close()
+
+
+# ------------------------------------------------------------------------ the report for its readers
+
+
+def _claims(site) -> list[dict]:
+    import json
+
+    path = site.parent / "results" / "claims.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def test_home_says_what_we_found_in_agreement_with_the_claims(served, browser):
+    from mbasr.findings import CLAIM_FIGURE, CODE_URL, PAPER_URL
+
+    base, site = served
+    claims = _claims(site)
+    page = browser.new_page()
+    page.goto(base + "index.html", wait_until="load")
+    block = page.locator("#what-we-found")
+    assert block.count() == 1, "no 'What we found' block on the home page"
+    by_verdict: dict[str, list[str]] = {}
+    for c in claims:
+        by_verdict.setdefault(c["verdict"], []).append(str(c["claim"]))
+    for verdict, numbers in by_verdict.items():
+        assert sorted(block.get_attribute(f"data-{verdict.replace(' ', '-')}").split(",")) == sorted(numbers)
+    text = block.inner_text()
+    assert 3 <= text.count(". ") + 1 and "deviations table" in text
+    assert block.locator("img").count() == 1  # the figure thumbnail
+    hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    assert PAPER_URL in hrefs and CODE_URL in hrefs
+    assert "@inproceedings" in page.inner_text("main") and "Limitations" in page.inner_text("main")
+    for figure in sorted(set(CLAIM_FIGURE.values())):  # each figure page opens with its verdict line
+        page.goto(base + f"site/figure-{figure}.html", wait_until="load")
+        line = page.locator("p.mbasr-verdict")
+        mine = [c for c in claims if CLAIM_FIGURE[int(c["claim"])] == figure]
+        assert line.count() == 1
+        assert line.get_attribute("data-claims") == ",".join(str(c["claim"]) for c in mine)
+        held = [c["verdict"] == "held" for c in mine]
+        want = "reproduced" if all(held) else "partly reproduced" if any(held) else None
+        assert want is None or line.get_attribute("data-verdict") == want
+        assert want is not None or line.get_attribute("data-verdict") in ("not reproduced", "inconclusive")
+    page.close()
+
+
+def test_pages_are_light_and_run_pages_have_their_own_titles(served, browser):
+    base, site = served
+    heavy = [
+        f"{p.relative_to(site)}: {p.stat().st_size / 1e6:.2f} MB"
+        for p in site.rglob("*.html")
+        if p.stat().st_size > 1_000_000
+    ]
+    assert not heavy, f"pages over 1 MB: {heavy}"
+    titles: dict[str, str] = {}
+    page = browser.new_page()
+    for p in sorted((site / "results" / "notebooks").glob("*.html")):
+        page.goto(base + p.relative_to(site).as_posix(), wait_until="load")
+        titles[p.name] = page.title()
+    page.close()
+    repeated = {t for t in titles.values() if list(titles.values()).count(t) > 1}
+    assert not repeated, f"page titles shared by several run pages: {repeated}"

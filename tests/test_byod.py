@@ -124,7 +124,7 @@ def test_conversion_is_done_and_reported(tmp_path):
         assert (info.samplerate, info.channels, info.subtype, info.format) == (16_000, 1, "PCM_16", "WAV")
         assert u.duration == pytest.approx(0.6, abs=1e-3)
         converted = u.key != "plain"
-        assert (Path(u.source).parent == tmp_path / "out" / "audio") is converted
+        assert (Path(u.source).parent == tmp_path / "out" / "audio" / "mydomain" / "train") is converted
         if converted:  # the tone survives conversion (not silence, not clipped)
             y, _ = sf.read(u.source)
             assert 0.15 < np.abs(y).max() < 0.4

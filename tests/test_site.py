@@ -214,9 +214,12 @@ def make_results(root: Path, variant: str = "full") -> Path:
     return res
 
 
-def build_site(root: Path, variant: str = "full", results: Path | None = None, cli: bool = False) -> Path:
+def build_site(
+    root: Path, variant: str = "full", results: Path | None = None, cli: bool = False, prepare=None
+) -> Path:
     """Copy the site's sources into `root`, give it a results folder (synthetic, or a copy of
-    `results`), run the report and render with smalldocs; returns the rendered `_site`."""
+    `results`), let `prepare(results folder)` change it, run the report and render with smalldocs;
+    returns the rendered `_site`."""
     shutil.copy(ROOT / "_quarto.yml", root / "_quarto.yml")
     shutil.copy(ROOT / "index.qmd", root / "index.qmd")
     shutil.copytree(ROOT / "site", root / "site")
@@ -224,6 +227,8 @@ def build_site(root: Path, variant: str = "full", results: Path | None = None, c
         make_results(root, variant)
     else:
         shutil.copytree(results, root / "results")
+    if prepare is not None:
+        prepare(root / "results")
     if cli:
         cmd = [sys.executable, "-m", "mbasr.report", "results/"]
         subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=120)

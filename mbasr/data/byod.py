@@ -8,17 +8,21 @@ one of four formats:
   name, made unique);
 - "folder": a folder of `<name>.wav` + `<name>.txt` pairs, searched recursively (key = the relative
   path without suffix);
-- "text": text-only JSONL, `{"key", "target"}` or `{"text"}`, for target text whose audio the project
-  synthesises (source stays "").
+- "text": text-only JSONL, `{"key", "target"}` or `{"text"}`: target text, spoken with the corpus's
+  voices when imported with `--synthesize` (mbasr.data.domains), else text only (source stays "").
+
+The format is detected from every line; a file whose lines have two formats' fields is refused.
 
 Relative audio paths are resolved against the JSONL file's folder. `import_data` checks every line
 (missing/unreadable audio, empty or non-UTF-8 transcript, duplicate keys or audio, absurd durations,
-bad JSON), converts audio that is not 16 kHz mono 16-bit WAV (`mbasr.data.validate`), and never drops
-a line silently: each skipped, converted or corrected line is listed with its file:line.
+bad JSON), converts audio that is not 16 kHz mono 16-bit WAV (`mbasr.data.validate`; the file is named by
+domain, split, key and content, so no import replaces another's audio), and never drops a line silently:
+each skipped, converted or corrected line is listed with its file:line. A failed import leaves nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +45,7 @@ from mbasr.data.validate import (
     str_field,
     to_16k_mono,
 )
-from mbasr.io import stable_hash
+from mbasr.io import atomic_write_bytes
 
 FORMATS = ("authors", "nemo", "folder", "text")
 AUDIO_SUFFIXES = (".wav", ".flac")  # folder mode: audio files paired with a .txt of the same stem
@@ -180,26 +184,49 @@ READERS: dict[str, Callable[[str | Path], list[RawRecord]]] = {
 }
 
 
+def _row_format(row: dict) -> str:
+    """The format one JSONL row belongs to; "" for {"source": "", "target"}: an authors' line without
+    audio and the text-only lines of an mbasr manifest look alike, so the other lines decide."""
+    if "audio_filepath" in row:
+        return "nemo"
+    if "source" in row:
+        return "authors" if row["source"] else ""
+    if "target" in row or "text" in row:
+        return "text"
+    return "?"
+
+
 def detect_format(path: str | Path) -> str:
-    """A folder is "folder"; a JSONL file is told by the fields of its first readable line."""
+    """A folder is "folder"; a JSONL file is told by the fields of all its readable lines. Lines of two
+    formats (e.g. some with a `source`, some without) are refused: reading the file as either would drop
+    the other lines' audio or text."""
     path = Path(path)
     if path.is_dir():
         return "folder"
     if not path.is_file():
         raise DataError(f"{path}: not found (parameter path)")
+    first: dict[str, Origin] = {}  # format -> its first line
     for origin, row, _ in jsonl_rows(path):
         if row is None:
             continue
-        if "audio_filepath" in row:
-            return "nemo"
-        if row.get("source"):
-            return "authors"
-        if "target" in row or "text" in row:
-            return "text"
+        kind = _row_format(row)
+        if kind == "?":
+            raise DataError(
+                f"{origin}: cannot detect the format from fields {sorted(row)}; pass fmt= one of {FORMATS}"
+            )
+        first.setdefault(kind, origin)
+    if not first:
         raise DataError(
-            f"{origin}: cannot detect the format from fields {sorted(row)}; pass fmt= one of {FORMATS}"
+            f"{path}: no readable JSON line to detect the format from; pass fmt= one of {FORMATS}"
         )
-    raise DataError(f"{path}: no readable JSON line to detect the format from; pass fmt= one of {FORMATS}")
+    kinds = sorted(k for k in first if k)
+    if len(kinds) > 1 or (kinds == ["nemo"] and "" in first):
+        where = "; ".join(f"{k or 'authors without audio'} from {first[k]}" for k in sorted(first))
+        raise DataError(
+            f"{path}: lines of several formats ({where}); split the file by format, or pass fmt= to "
+            "read every line as one format (lines without its fields are then skipped and listed)"
+        )
+    return kinds[0] if kinds else "text"
 
 
 @dataclass
@@ -250,14 +277,25 @@ def describe(report: ImportReport, limit: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def _file_name(key: str) -> str:
-    """A file name for `key`'s converted audio: unsafe characters replaced, plus a hash when any were."""
+def _file_name(key: str, data: bytes) -> str:
+    """The file name of `key`'s converted audio: the key made safe, plus a hash of the audio itself, so
+    one name never stands for two different recordings (and a re-import finds its own file again)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)
-    return safe if safe == key else f"{safe}-{stable_hash(key, 8)}"
+    return f"{safe}-{hashlib.sha256(data).hexdigest()[:12]}.wav"
+
+
+def audio_dir(out_dir: str | Path, domain: str, split: str) -> Path:
+    """Where an import's converted audio goes: one folder per domain and split, so imports of other
+    domains or splits never touch it."""
+    return Path(out_dir) / "audio" / domain / split
 
 
 def _check(
-    rec: RawRecord, keys: dict[str, Origin], sources: dict[str, Origin], report: ImportReport
+    rec: RawRecord,
+    keys: dict[str, Origin],
+    sources: dict[str, Origin],
+    report: ImportReport,
+    text_ok: bool,
 ) -> AudioInfo | None:
     """Raise LineProblem when `rec` cannot be kept; else its audio's facts (None for text-only)."""
     if rec.problem:
@@ -269,10 +307,10 @@ def _check(
     keys[rec.key] = rec.origin
     if not rec.target:
         raise LineProblem("empty transcript")
-    if report.fmt == "text":
+    if report.fmt == "text" or (text_ok and not rec.source):
         return None
     if not rec.source:
-        raise LineProblem("missing audio: no audio path given")
+        raise LineProblem("missing audio: no audio path given (import with --synthesize to speak it)")
     resolved = str(Path(rec.source).resolve())
     if resolved in sources:
         raise LineProblem(f"duplicate audio: {rec.source} (first at {sources[resolved]})")
@@ -287,21 +325,7 @@ def _check(
     return info
 
 
-def import_data(
-    path: str | Path,
-    fmt: str,
-    domain: str,
-    split: str,
-    out_dir: str | Path,
-    strict: bool = False,
-    verbose: bool = True,
-) -> ImportReport:
-    """Read `path` in format `fmt` ("auto" detects it), validate every line and write the kept ones to
-    `out_dir/{domain}_{split}.jsonl`; converted audio goes to `out_dir/audio/`.
-
-    Bad lines are skipped and listed (printed when `verbose`); with `strict=True` any bad line raises
-    DataError carrying the whole report, before any audio or manifest is written.
-    """
+def check_parameters(fmt: str, domain: str, split: str) -> None:
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r}: must be 'auto' or one of {FORMATS}")
     if split not in SPLITS:
@@ -310,6 +334,27 @@ def import_data(
         raise ValueError(
             f"domain={domain!r}: must be letters, digits, '_', '.' or '-' (it names the manifest file)"
         )
+
+
+def import_data(
+    path: str | Path,
+    fmt: str,
+    domain: str,
+    split: str,
+    out_dir: str | Path,
+    strict: bool = False,
+    verbose: bool = True,
+    synthesize: Callable[[list[Utterance]], list[Utterance]] | None = None,
+) -> ImportReport:
+    """Read `path` in format `fmt` ("auto" detects it), validate every line and write the kept ones to
+    `out_dir/{domain}_{split}.jsonl`; converted audio goes to `audio_dir(out_dir, domain, split)`.
+
+    Bad lines are skipped and listed (printed when `verbose`); with `strict=True` any bad line raises
+    DataError carrying the whole report, and nothing stays written. `synthesize` (mbasr.data.domains)
+    gives the kept lines without audio their speech before the manifest is written; with it, an authors'
+    line with an empty `source` is text to speak rather than a line with its audio missing.
+    """
+    check_parameters(fmt, domain, split)
     path, out_dir = Path(path), Path(out_dir)
     fmt = detect_format(path) if fmt == "auto" else fmt
     records = READERS[fmt](path)
@@ -317,44 +362,57 @@ def import_data(
     keys: dict[str, Origin] = {}
     sources: dict[str, Origin] = {}
     planned: list[tuple[RawRecord, AudioInfo | None]] = []
+    dest_dir = audio_dir(out_dir, domain, split)
     for rec in records:
         try:
-            info = _check(rec, keys, sources, report)
+            info = _check(rec, keys, sources, report, text_ok=synthesize is not None)
         except LineProblem as e:
             report.skipped.append((rec.origin, str(e)))
             continue
         if info is not None and info.needs_conversion:
-            dest = out_dir / "audio" / f"{_file_name(rec.key)}.wav"
-            report.converted.append((rec.origin, f"{info.describe()} -> 16 kHz mono PCM_16 WAV at {dest}"))
+            report.converted.append(
+                (rec.origin, f"{info.describe()} -> 16 kHz mono PCM_16 WAV in {dest_dir}/")
+            )
         planned.append((rec, info))
     if strict and report.skipped:
         raise DataError(f"strict import refused {path} (nothing written):\n{report}")
-    for rec, info in planned:
-        source, duration = rec.source, 0.0
-        if info is not None:
-            duration = info.duration
-            if info.needs_conversion:
-                dest = out_dir / "audio" / f"{_file_name(rec.key)}.wav"
-                try:
-                    duration = to_16k_mono(info, dest)
-                except LineProblem as e:
-                    report.converted = [c for c in report.converted if c[0] != rec.origin]
-                    report.corrected = [c for c in report.corrected if c[0] != rec.origin]
-                    report.skipped.append((rec.origin, str(e)))
-                    continue
-                source = str(dest)
-        voice = USER_VOICE if source else ""
-        utt = Utterance(rec.key, source, rec.target, duration, domain=domain, voice=voice, split=split)
-        report.utterances.append(utt)
-    if report.kept + len(report.skipped) != report.n_records:
-        raise RuntimeError(
-            f"{path}: {report.n_records} lines but {report.kept} kept + {len(report.skipped)} skipped"
-        )
-    if strict and report.skipped:
-        raise DataError(f"strict import refused {path} (no manifest written):\n{report}")
-    if not report.utterances:
-        raise DataError(f"{path}: no usable line (fmt={fmt}):\n{report}")
-    report.manifest_path = write_manifest(out_dir / f"{domain}_{split}.jsonl", report.utterances)
+    written: list[Path] = []  # made by this import: removed again if it fails
+    try:
+        for rec, info in planned:
+            source, duration = rec.source if info is not None else "", 0.0
+            if info is not None:
+                duration = info.duration
+                if info.needs_conversion:
+                    try:
+                        data, duration = to_16k_mono(info)
+                    except LineProblem as e:
+                        report.converted = [c for c in report.converted if c[0] != rec.origin]
+                        report.corrected = [c for c in report.corrected if c[0] != rec.origin]
+                        report.skipped.append((rec.origin, str(e)))
+                        continue
+                    dest = dest_dir / _file_name(rec.key, data)
+                    if not dest.exists():  # same name, same content: a re-import keeps the file
+                        atomic_write_bytes(dest, data)
+                        written.append(dest)
+                    source = str(dest)
+            voice = USER_VOICE if source else ""
+            utt = Utterance(rec.key, source, rec.target, duration, domain=domain, voice=voice, split=split)
+            report.utterances.append(utt)
+        if report.kept + len(report.skipped) != report.n_records:
+            raise RuntimeError(
+                f"{path}: {report.n_records} lines but {report.kept} kept + {len(report.skipped)} skipped"
+            )
+        if strict and report.skipped:
+            raise DataError(f"strict import refused {path} (nothing written):\n{report}")
+        if not report.utterances:
+            raise DataError(f"{path}: no usable line (fmt={fmt}):\n{report}")
+        if synthesize is not None:
+            report.utterances = synthesize(report.utterances)
+        report.manifest_path = write_manifest(out_dir / f"{domain}_{split}.jsonl", report.utterances)
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise
     if verbose:
         print(report)
     return report

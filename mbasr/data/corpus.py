@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from mbasr.data import acoustics, tts
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
 from mbasr.data.manifest import SPLITS, Utterance, read_manifest, total_hours, write_manifest
 from mbasr.io import atomic_write_json, atomic_write_text, stable_hash
+from mbasr.progress import bar as progress_bar
 
 SOURCE = "source"
 TARGETS = ("banking", "agriculture", "musical_instruments")
@@ -346,7 +346,7 @@ def prepare_corpus(
     durations: dict[str, float] = {}
     with ProcessPoolExecutor(max_workers=n_proc) as ex:
         it = ex.map(_synth_job, all_jobs, chunksize=16)
-        for key, dur in tqdm(
+        for key, dur in progress_bar(
             it, total=len(all_jobs), desc=f"audio ({todo} to synthesise)", disable=not progress, mininterval=5
         ):
             durations[key] = dur

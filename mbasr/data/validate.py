@@ -23,8 +23,6 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from mbasr.io import atomic_write_bytes
-
 SAMPLE_RATE = 16_000  # Hz: WavLM's input rate
 MIN_DURATION = 0.1  # seconds: shorter is a truncated or empty recording, not an utterance
 MAX_DURATION = 60.0  # seconds: longer is a whole session, not one utterance
@@ -160,8 +158,9 @@ def duration_problem(seconds: float) -> str:
     return ""
 
 
-def to_16k_mono(info: AudioInfo, out_path: str | Path) -> float:
-    """Write `info.path` as a 16 kHz mono PCM_16 WAV at `out_path` (atomically); returns its duration."""
+def to_16k_mono(info: AudioInfo) -> tuple[bytes, float]:
+    """`info.path` as the bytes of a 16 kHz mono PCM_16 WAV file, and its duration. Bytes, not a file: the
+    importer names the file by its content, so a name never holds two different recordings."""
     try:
         data, sr = sf.read(str(info.path), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -175,5 +174,4 @@ def to_16k_mono(info: AudioInfo, out_path: str | Path) -> float:
     mono = np.clip(mono, -1.0, 1.0)
     buf = io.BytesIO()
     sf.write(buf, mono, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    atomic_write_bytes(out_path, buf.getvalue())
-    return len(mono) / SAMPLE_RATE
+    return buf.getvalue(), len(mono) / SAMPLE_RATE

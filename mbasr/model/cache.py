@@ -18,13 +18,13 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm import tqdm
 
 from mbasr.io import atomic_write_bytes, stable_hash
 from mbasr.model.encoders import SAMPLE_RATE, SpeechEncoder
 from mbasr.model.hub import weights_hash
 from mbasr.model.projector import ConcatProjector
 from mbasr.model.speechllm import pad_frames
+from mbasr.progress import bar as progress_bar
 
 
 class HasAudio(Protocol):
@@ -75,7 +75,9 @@ def encode_cached(
     device = next(encoder.parameters()).device
     was_training = encoder.training
     encoder.eval()
-    bar = tqdm(total=len(todo), desc=f"encode {encoder.name}", unit="utt", disable=not progress or not todo)
+    bar = progress_bar(
+        total=len(todo), desc=f"encode {encoder.name}", unit="utt", disable=not progress or not todo
+    )
     for i in range(0, len(todo), batch_size):
         chunk = todo[i : i + batch_size]
         audio = [load_audio(u.source) for u in chunk]
@@ -111,7 +113,7 @@ def project_cached(
     files = {k: _file(root, content_key(f)) for k, f in feats.items()}
     todo = [k for k in feats if not files[k].exists()]
     device = next(projector.parameters()).device
-    bar = tqdm(total=len(todo), desc="project", unit="utt", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc="project", unit="utt", disable=not progress or not todo)
     for i in range(0, len(todo), batch_size):
         chunk = todo[i : i + batch_size]
         x, lengths = pad_frames([feats[k] for k in chunk])

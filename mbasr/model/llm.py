@@ -9,6 +9,7 @@ model and wraps it with peft LoRA.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -108,4 +109,6 @@ def add_lora(model, cfg: LoraConfig) -> PeftModel:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated alias; nothing for us to change
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return get_peft_model(model, lora)

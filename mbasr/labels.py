@@ -1,0 +1,70 @@
+"""One label per concept for everything a reader sees (issue 14): domain names, symbols, strategies and
+the words of a run's title. Report code, notebook titles and table headers take their words from here."""
+
+from __future__ import annotations
+
+import re
+
+from mbasr.data.corpus import TARGETS
+
+# The paper's words for the strategies (PAPER.md "Mixed batch"): the long label the first time on a page,
+# the short one in tables and titles
+STRATEGY = {
+    "base": "base model",
+    "text_only": "text-only adaptation",
+    "mixed": "mixed batch (MB)",
+    "asr": "standard fine-tuning (ASR)",
+}
+SHORT = {"base": "base", "text_only": "text-only", "mixed": "MB", "asr": "ASR", "mb": "MB"}
+SYMBOL = {"tau_t": "τ_t", "tau_a": "τ_a", "tau": "τ", "sigma_a": "σ_a", "sigma_t": "σ_t", "sigma_ta": "σ_ta"}
+# The notebook each strategy runs (notebooks/): a run's executed notebook says its strategy by its source
+NOTEBOOK_STRATEGY = {
+    "03_base_model": "base",
+    "04_text_only": "text_only",
+    "05_asr_finetune": "asr",
+    "06_mixed_batch": "mixed",
+}
+
+
+def domain(name) -> str:
+    """A domain's display name: `musical_instruments` -> `Musical Instruments`."""
+    return str(name).replace("_", " ").title()
+
+
+def number(x) -> str:
+    """A parameter as a reader writes it: 0.20000001 -> `0.2`, 1.0 -> `1`."""
+    return f"{float(x):.4g}"
+
+
+def run_title(params: dict, strategy: str | None) -> str:
+    """What a run is, from its papermill parameters: `Banking · p = 0.2 · τ = 0.5 · seed 0`, the
+    strategy first when there is one."""
+    parts = [STRATEGY[strategy]] if strategy else []
+    if params.get("target_domain"):
+        parts.append(domain(params["target_domain"]))
+    for key in ("p", "tau", "tau_t"):
+        if params.get(key) is not None and not (key == "p" and strategy == "text_only"):
+            parts.append(f"{SYMBOL.get(key, key)} = {number(params[key])}")
+    if params.get("scale") and not params.get("target_domain"):
+        parts.append(f"{params['scale']} scale")
+    if params.get("seed") is not None:
+        parts.append(f"seed {params['seed']}")
+    return " · ".join(parts)
+
+
+_IDS = re.compile(r"\b(tau_t|tau_a|sigma_ta|sigma_a|sigma_t|tau|[a-z]+(?:_[a-z]+)+)\b")
+
+
+def humanize(text: str) -> str:
+    """Raw ids in generated text as labels: `tau_t` -> `τ_t`, `musical_instruments` -> `Musical
+    Instruments`; other snake_case words lose their underscores."""
+
+    def one(m: re.Match) -> str:
+        word = m.group(1)
+        if word in SYMBOL:
+            return SYMBOL[word]
+        if word in TARGETS:
+            return domain(word)
+        return word.replace("_", " ")
+
+    return _IDS.sub(one, str(text))
