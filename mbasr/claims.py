@@ -52,6 +52,7 @@ import pandas as pd
 
 from mbasr.evaluate import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
+from mbasr.premises import format_premises, table_premises
 from mbasr.results import read_table, run_id_for
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"
@@ -516,8 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(format_claims(claims))
+    premises = table_premises(table)
+    print("\nPremise: fine-tuning on all the target audio pays off (mbasr/premises.py)")
+    print(format_premises(premises))
     if args.out:
         write_claims(claims, args.out)
+        atomic_write_json(Path(args.out).with_name("premises.json"), premises)
     return 0
 
 

@@ -136,3 +136,19 @@ def format_premises(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         f"{r['premise']:<{width}}  {r['measured']:<34} bar {r['bar']:<34} {mark[r['met']]}" for r in rows
     )
+
+
+def table_premises(table) -> list[dict[str, Any]]:
+    """The fine-tuning premise from the results table (test rows; WER averaged over the seeds present):
+    every target's base WER against its standard fine-tuning on all the target audio (`asr`, p = 1)."""
+    test = table[table.split == "test"]
+    base = test[test.experiment == "base"]
+    full = test[(test.experiment == "asr") & (test.p.round(4) == 1.0)]
+    targets = sorted(set(full.target_domain.dropna()) | (set(base.eval_domain) - set(base.source_domain)))
+    base_wer = {
+        t: float(base[base.eval_domain == t].wer.mean()) for t in targets if (base.eval_domain == t).any()
+    }
+    asr_wer = {
+        t: float(full[(full.target_domain == t) & (full.eval_domain == t)].wer.mean()) for t in base_wer
+    }
+    return asr_gain_premises(base_wer, {t: w for t, w in asr_wer.items() if w == w})  # w == w: not NaN
