@@ -1,4 +1,4 @@
-"""Stage 2 on demand (PAPER.md "System", stage 2; "Mixed batch"): adapt the base model's LoRA to a target
+"""Stage 2 on demand (docs/paper.md "System", stage 2; "Mixed batch"): adapt the base model's LoRA to a target
 domain with one strategy, evaluate it, and write its result record. What notebooks 04-08 call.
 
     res = adapt("tiny", target_domain="banking", strategy="mixed", p=0.2)   # trains or finds the run

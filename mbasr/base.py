@@ -1,4 +1,4 @@
-"""The base model (PAPER.md "System", stage 1: the projector trained on source-domain audio), on demand:
+"""The base model (docs/paper.md "System", stage 1: the projector trained on source-domain audio), on demand:
 what notebook 03 and stage 2 call.
 
     res = base_model("tiny", work_dir="runs", seed=0)    # builds / finds corpus, features, model, WERs

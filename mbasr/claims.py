@@ -1,4 +1,4 @@
-"""The paper's five claims (PAPER.md "The claims to test"), judged on our runs: the tidy table of
+"""The paper's five claims (docs/paper.md "The claims to test"), judged on our runs: the tidy table of
 `mbasr.results.gather`, one (preset, scale, seed, source domain) at a time, test-set rows only.
 
 Each claim gets a verdict, "held", "not held" or "inconclusive", and a `why` quoting our WERs with their
@@ -57,7 +57,7 @@ from mbasr.results import read_table, run_id_for
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"
 PUBLISHED_COLUMNS = ("figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value")
-MB_TAU = 0.5  # PAPER.md "Mixed batch": tau = 0.5 throughout; claim 5 tests that choice
+MB_TAU = 0.5  # docs/paper.md "Mixed batch": tau = 0.5 throughout; claim 5 tests that choice
 PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source
 SWEEP_TARGET = "banking"  # Figure 1's sweep is on Banking
 _FIGURES = {"target_wer": ("2", "2-low", "4"), "source_wer": ("3",)}  # Figure 3 repeats target points

@@ -1,4 +1,4 @@
-"""Presets: YAML files -> nested dataclasses (PAPER.md "System"; one code path at three sizes).
+"""Presets: YAML files -> nested dataclasses (docs/paper.md "System"; one code path at three sizes).
 
 A preset (`mbasr/presets/{tiny,small,paper}.yaml`) holds every setting of the model and of its training
 stages; each paper value is commented there with its source. Loading is strict: an unknown key, a missing

@@ -1,10 +1,10 @@
-"""Decoding and evaluation (PAPER.md "System", rows "decoding" and "scoring"): batched greedy (or beam)
+"""Decoding and evaluation (docs/paper.md "System", rows "decoding" and "scoring"): batched greedy (or beam)
 decoding with a length cap, then WER after the paper's normalisation and hallucination guard
 (`mbasr.evaluate.score`).
 
 What fills the speech slot comes from a `SlotInputs`: the cached encoder frames of each utterance
 (`mbasr.model.cache.encode_cached`), and, once the projector is frozen (stage 2), its outputs and the
-projector-induced noise text of each utterance (PAPER.md "Corruption", `mbasr.corrupt`).
+projector-induced noise text of each utterance (docs/paper.md "Corruption", `mbasr.corrupt`).
 
     slots = SlotInputs(model, encode_cached(model.encoder, utts, "runs/cache"))
     hyps = transcribe(model, utts, slots, batch_size=64, max_new_tokens=64)

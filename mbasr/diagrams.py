@@ -1,4 +1,4 @@
-"""The modality-gap page's teaching pictures (issue 14), drawn as SVG from the code's own numbers: the
+"""The modality-gap page's teaching pictures, drawn as SVG from the code's own numbers: the
 system (encoder -> projector -> the LLM's prompt slot, where text-only adaptation puts token embeddings
 instead), the five-component batch with the shares `mbasr.batching.resolve_shares` gives, and the
 page's conclusion from the layer-by-layer gap of the executed notebook 08."""

@@ -1,9 +1,9 @@
-"""What the report says in words (issue 14), generated from `claims.json`, the tidy table and the presets,
+"""What the report says in words, generated from `claims.json`, the tidy table and the presets,
 never typed: the home page's "What we found", the verdict line that opens each figure page, how to read
 the intervals, the limitations and the citation.
 
 `claims.json` is read generically (its `claim`, `statement`, `verdict` and `why` fields): which figure
-each claim is read from is the paper's (PAPER.md, "The claims to test"), kept here as `CLAIM_FIGURE`;
+each claim is read from is the paper's (docs/paper.md, "The claims to test"), kept here as `CLAIM_FIGURE`;
 the per-target verdicts are parsed from `why` ("banking: held: ...").
 """
 

@@ -1,4 +1,4 @@
-"""The modality gap (PAPER.md "The idea in one paragraph"): at test time the LLM receives projected speech,
+"""The modality gap (docs/paper.md "The idea in one paragraph"): at test time the LLM receives projected speech,
 while text-only adaptation trains it on the token embeddings of (corrupted) text. How far apart are the
 two inputs, and how far apart does the LLM keep them, layer by layer?
 

@@ -1,4 +1,4 @@
-"""One label per concept for everything a reader sees (issue 14): domain names, symbols, strategies and
+"""One label per concept for everything a reader sees: domain names, symbols, strategies and
 the words of a run's title. Report code, notebook titles and table headers take their words from here."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 
 from mbasr.data.corpus import TARGETS
 
-# The paper's words for the strategies (PAPER.md "Mixed batch"): the long label the first time on a page,
+# The paper's words for the strategies (docs/paper.md "Mixed batch"): the long label the first time on a page,
 # the short one in tables and titles
 STRATEGY = {
     "base": "base model",

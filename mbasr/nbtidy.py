@@ -1,4 +1,4 @@
-"""An executed notebook made fit to publish (issue 14), applied by `mbasr.publish` to every notebook it
+"""An executed notebook made fit to publish, applied by `mbasr.publish` to every notebook it
 copies, and runnable on its own:
 
     python -m mbasr.nbtidy results/notebooks/*.ipynb

@@ -1,4 +1,4 @@
-"""Optimiser and learning-rate schedule of a training stage (PAPER.md "System": AdamW, linear warm-up)."""
+"""Optimiser and learning-rate schedule of a training stage (docs/paper.md "System": AdamW, linear warm-up)."""
 
 from __future__ import annotations
 

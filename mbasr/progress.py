@@ -1,4 +1,4 @@
-"""Progress bars that an executed notebook can keep (issue 14).
+"""Progress bars that an executed notebook can keep.
 
 papermill saves every refresh of a tqdm bar as its own stderr output (one base-model notebook held about
 1,200), and `tqdm.auto` warns "IProgress not found" in a kernel without ipywidgets. Every bar of the

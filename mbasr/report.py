@@ -1,4 +1,4 @@
-"""The report site's figures, tables and page fragments (issue 6), made from a results folder:
+"""The report site's figures, tables and page fragments, made from a results folder:
 
     python -m mbasr.report results/
 
@@ -55,7 +55,7 @@ PAPER_SOURCE_NAME = {
     "definedai": "DefinedAI call-centre",
     "slidespeech_life_talent_english": "SlideSpeech Life/Talent/English",
 }
-# The mixed batch's target share tau = tau_a + tau_t (PAPER.md "Mixed batch": 0.5 throughout; mbasr.adapt's
+# The mixed batch's target share tau = tau_a + tau_t (docs/paper.md "Mixed batch": 0.5 throughout; mbasr.adapt's
 # default): the MB curves and Figure 3 use runs at this tau; the text-only run at tau_t = tau is MB at p = 0.
 MB_TAU = 0.5
 SPLIT = "test"  # the figures report test sets; dev sets are for tuning

@@ -1,4 +1,4 @@
-"""Strings from data on a page, shown as text and never run (issue 14).
+"""Strings from data on a page, shown as text and never run.
 
 Notebook outputs carry users' text (transcripts, keys, domain names of an imported domain) in HTML
 tables, Markdown and error messages. `html_output` rebuilds an HTML output from an allow-list: tables are

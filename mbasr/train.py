@@ -1,4 +1,4 @@
-"""The training loop of stages 1 and 2 (PAPER.md "System": stage 1 trains the projector on source audio,
+"""The training loop of stages 1 and 2 (docs/paper.md "System": stage 1 trains the projector on source audio,
 stage 2 adapts LoRA with a strategy of the mixed batch sampler), resumable and deterministic.
 
     slots = SlotInputs(model, feats)                          # cached encoder frames per utterance

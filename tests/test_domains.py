@@ -1,4 +1,4 @@
-"""The domain store (mbasr/data/domains.py) and the importer's bad-input cases (issue 12)."""
+"""The domain store (mbasr/data/domains.py) and the importer's bad-input cases."""
 
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ AUSTEN_LIKE = [
 )
 def test_real_speech_test_set_of_a_text_only_domain(micro, micro_work_dir, tmp_path):
     """Five LibriVox clips (pocketsphinx-testdata) as the test set of a text-only domain whose train text
-    is their transcripts plus similar sentences (as issue 12 asks: the WER shows the plumbing on real
+    is their transcripts plus similar sentences (the WER shows the plumbing on real
     speech, not generalisation), adapted text-only at micro scale from the shipped stage 0."""
     from mbasr.adapt import adapt
 

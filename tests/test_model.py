@@ -1,4 +1,4 @@
-"""Model code of PAPER.md "System": presets, encoder registry, projector, LoRA, training step, decoding,
+"""Model code of docs/paper.md "System": presets, encoder registry, projector, LoRA, training step, decoding,
 feature cache, checkpoints. Tiny random models only (no downloads)."""
 
 from __future__ import annotations

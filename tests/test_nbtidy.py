@@ -16,7 +16,7 @@ import pytest
 from mbasr import nbtidy, progress
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_STREAMS = 20  # issue 14: no executed notebook holds more than this many stream outputs
+MAX_STREAMS = 20  # no executed notebook holds more than this many stream outputs
 
 
 def _wav_b64() -> str:

@@ -1,4 +1,4 @@
-"""The prompt of PAPER.md "System": the speech slot holds exactly the given vectors or token embeddings,
+"""The prompt of docs/paper.md "System": the speech slot holds exactly the given vectors or token embeddings,
 and only the transcript + EOS carry labels, for three chat templates and tokenizers."""
 
 from __future__ import annotations

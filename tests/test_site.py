@@ -1,4 +1,4 @@
-"""The report site (issue 6): `python -m mbasr.report` + `smalldocs render` build it from a results folder.
+"""The report site: `python -m mbasr.report` + `smalldocs render` build it from a results folder.
 
 The results used here are SYNTHETIC (made below in a temporary folder, never written under results/):
 they exercise every page, and the parts a real run may lack. The committed results/ is built too when it

@@ -1,4 +1,4 @@
-"""The experiment workflow end to end at micro scale (issue 5): Snakemake runs a shortened default grid
+"""The experiment workflow end to end at micro scale: Snakemake runs a shortened default grid
 (one target, one p, 2 training steps), gathers one table, judges the claims, publishes and reports; a
 second run does nothing."""
 

@@ -1,6 +1,6 @@
 """Bring-your-own data: read a user's corpus, validate every line loudly, write an mbasr manifest.
 
-The paper adapts to target domains of its own (PAPER.md "Data in the paper"); a user brings theirs in
+The paper adapts to target domains of its own (docs/paper.md "Data in the paper"); a user brings theirs in
 one of four formats:
 
 - "authors": the authors' JSONL, `{"key", "source": "<wav path>", "target": "TRANSCRIPT"}`;

@@ -1,7 +1,7 @@
 """Spoken-style text normalisation: written English -> the corpus's transcript style.
 
 The paper's transcripts are spoken-style (its scoring normaliser upper-cases, removes fillers and expands
-contractions; see "System" in PAPER.md). Our synthetic domains are written directly in spoken style by
+contractions; see "System" in docs/paper.md). Our synthetic domains are written directly in spoken style by
 the grammars (`mbasr.data.grammar`): lower case, numbers as words, no punctuation but in-word
 apostrophes. `spoken` brings written text (WordNet glosses for the `general` pool, bring-your-own
 transcripts) into the same style, so that every text the models see uses one alphabet: `[a-z' ]`.

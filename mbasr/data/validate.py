@@ -3,7 +3,7 @@
 Lines: each JSONL line must be UTF-8 and a JSON object with the fields its format needs; a problem is
 raised as LineProblem with a message that the importer prefixes with the line's file:line (Origin).
 
-The system takes 16 kHz mono waveforms (WavLM's input, PAPER.md "System"), so every imported file is
+The system takes 16 kHz mono waveforms (WavLM's input, docs/paper.md "System"), so every imported file is
 checked with libsndfile (through soundfile) and, when it is anything other than a 16 kHz mono 16-bit
 PCM WAV (another rate, stereo, 8/24/32-bit or float samples, FLAC, ...), converted to one: channels
 averaged, resampled with a polyphase filter (scipy.signal.resample_poly), written as PCM_16.

@@ -1,4 +1,4 @@
-"""The speech LLM of PAPER.md "System", built from a preset: encoder -> projector -> LLM with LoRA.
+"""The speech LLM of docs/paper.md "System", built from a preset: encoder -> projector -> LLM with LoRA.
 
     cfg = load_preset("tiny")
     model = build_model(cfg, tokenizer=tok_dir)      # tiny: from scratch; small/paper: pretrained weights

@@ -1,5 +1,5 @@
 """Frozen-encoder (and frozen-projector) outputs, computed once per utterance and kept on disk
-(PAPER.md "System": the encoder is frozen throughout, the projector in stage 2), so a training step pays
+(docs/paper.md "System": the encoder is frozen throughout, the projector in stage 2), so a training step pays
 only for the LLM.
 
 One `.pt` file per utterance under `cache_dir/<identity>/`, named by a hash of the audio file's resolved

@@ -1,4 +1,4 @@
-"""Speech encoders (PAPER.md "System", speech encoder: frozen, its frames fed to the projector).
+"""Speech encoders (docs/paper.md "System", speech encoder: frozen, its frames fed to the projector).
 
 An explicit registry: `tiny` (from scratch, log-mel -> 2 stride-2 convs -> transformer, CTC head for its
 stage-0 pretraining), `whisper` (the Hugging Face Whisper encoder), `wavlm` (WavLM, the paper's
@@ -286,7 +286,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
 
 
 class WavLMSpeechEncoder(SpeechEncoder):
-    """WavLM on the raw waveform, each utterance layer-normalised over its own samples (PAPER.md System:
+    """WavLM on the raw waveform, each utterance layer-normalised over its own samples (docs/paper.md System:
     "input layer-normalised"); last hidden layer; lengths from the conv feature extractor."""
 
     name = "wavlm"

@@ -1,4 +1,4 @@
-"""The causal LM and its LoRA (PAPER.md "System": frozen Llama-3.2-3B-Instruct; adaptation trains LoRA
+"""The causal LM and its LoRA (docs/paper.md "System": frozen Llama-3.2-3B-Instruct; adaptation trains LoRA
 r=16, alpha=32, dropout 0.05 on q_proj and v_proj only).
 
 `load_llm` gives (model, tokenizer): a small Llama from scratch (`llm.scratch`, with the tokenizer trained

@@ -1,4 +1,4 @@
-"""The projector (PAPER.md "System": concatenate k=5 consecutive frames -> Linear(5120->2048) -> ReLU ->
+"""The projector (docs/paper.md "System": concatenate k=5 consecutive frames -> Linear(5120->2048) -> ReLU ->
 Linear(2048->3072)), the SLAM-LLM `EncoderProjectorConcat`.
 
 The last `T mod k` frames of the padded batch and, for each utterance, its last `length mod k` real

@@ -1,4 +1,4 @@
-"""The prompt (PAPER.md "System", prompt): the chat template's user turn "Transcribe speech to text.
+"""The prompt (docs/paper.md "System", prompt): the chat template's user turn "Transcribe speech to text.
 Speech: <speech>." with the projected speech, or the embeddings of a (corrupted) text, in the slot; the
 assistant answer is the transcript + EOS, and the loss covers only those tokens.
 

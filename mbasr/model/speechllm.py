@@ -1,6 +1,6 @@
-"""The speech LLM (PAPER.md "System"): frozen encoder -> projector -> frozen causal LM with LoRA, the
+"""The speech LLM (docs/paper.md "System"): frozen encoder -> projector -> frozen causal LM with LoRA, the
 speech slot of the prompt filled with projected speech or with the token embeddings of a text input
-(the corrupted transcripts of text-only items, PAPER.md "Corruption").
+(the corrupted transcripts of text-only items, docs/paper.md "Corruption").
 
 Items carry encoder frames already computed (from the feature cache), projector outputs (cached when the
 projector is frozen, stage 2), or a text; the encoder itself is only used by `encode`.

@@ -1,5 +1,5 @@
 """Tokenizers: the named chat templates of the presets, and the byte-level BPE tokenizer of the tiny
-from-scratch LLM (PAPER.md "System", prompt: the Llama-3 chat template).
+from-scratch LLM (docs/paper.md "System", prompt: the Llama-3 chat template).
 
 The tiny tokenizer uses Llama-3's special tokens and chat format, so `apply_chat_template` renders the
 same turns as for Llama-3.2-Instruct; its end-of-turn token `<|eot_id|>` is its EOS, as in Llama-3
