@@ -53,7 +53,7 @@ import pandas as pd
 from mbasr.evaluate import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
 from mbasr.premises import format_premises, table_premises
-from mbasr.results import read_table, run_id_for
+from mbasr.results import PREMISES_FILE, read_table, run_id_for
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"
 PUBLISHED_COLUMNS = ("figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value")
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_premises(premises))
     if args.out:
         write_claims(claims, args.out)
-        atomic_write_json(Path(args.out).with_name("premises.json"), premises)
+        atomic_write_json(Path(args.out).with_name(PREMISES_FILE), premises)
     return 0
 
 

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from mbasr.nbtidy import tidy
-from mbasr.results import SEARCH_FILE, read_records
+from mbasr.results import PREMISES_FILE, SEARCH_FILE, read_records
 
 CANONICAL = ("01_data_prep", "02_corruption", "07_forgetting", "08_modality_gap")
 
@@ -39,10 +39,12 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
         shutil.copy2(src / f"{rec['run_id']}.json", dest / "records" / f"{rec['run_id']}.json")
     for name in ("results.csv", "claims.json"):
         shutil.copy2(src / name, dest / name)
-    if (src / SEARCH_FILE).exists():  # the stage-2 lr search of these runs' base model (mbasr/search.py)
-        shutil.copy2(src / SEARCH_FILE, dest / SEARCH_FILE)
-    else:
-        (dest / SEARCH_FILE).unlink(missing_ok=True)
+    # the stage-2 lr search of these runs' base model (mbasr/search.py); the fine-tuning premise
+    for name in (SEARCH_FILE, PREMISES_FILE):
+        if (src / name).exists():
+            shutil.copy2(src / name, dest / name)
+        else:
+            (dest / name).unlink(missing_ok=True)
     # the notebooks of these records' runs and the canonical ones; not those of runs whose records are gone
     # (a rerun under new run ids leaves its old executed notebooks behind in <work_dir>/notebooks/)
     run_ids = {rec["run_id"] for rec in records}

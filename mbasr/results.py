@@ -34,7 +34,8 @@ from mbasr.io import atomic_write_json, atomic_write_text, code_version, library
 SCHEMA_ID = "mbasr.result/1"
 CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.claims), not a record
 SEARCH_FILE = "search.json"  # the stage-2 learning-rate search's outcome (mbasr.search), not a record
-NOT_RECORDS = (CLAIMS_FILE, SEARCH_FILE)
+PREMISES_FILE = "premises.json"  # the fine-tuning premise, written beside claims.json (mbasr.claims)
+NOT_RECORDS = (CLAIMS_FILE, SEARCH_FILE, PREMISES_FILE)
 EXPERIMENTS = ("base", "text_only", "asr", "mixed")
 COLUMNS = (
     "run_id",

@@ -231,7 +231,12 @@ def test_cli_writes_json_and_prints_the_table(tmp_path, capsys):
     assert out.count("-> HELD") == 5
     claims = json.loads((tmp_path / "claims.json").read_text())
     assert [c["verdict"] for c in claims] == ["held"] * 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "results.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.json", "premises.json", "results.csv"]
+    premises = json.loads((tmp_path / "premises.json").read_text())
+    assert [(r["premise"], r["met"]) for r in premises] == [
+        ("fine-tuning on all banking audio cuts its WER", True)
+    ]
+    assert "8.0% -> 4.5% (44% relative)" in premises[0]["measured"] and "Premise" in out
 
 
 # --- paired tests over utterances, pooled over seeds --------------------------------------------------------

@@ -131,6 +131,9 @@ def _domain_texts(domains: Sequence[str], sizes: dict, seed: int) -> dict[tuple[
     keeps its share from the front, so its dev and test sentences are the source grammar's held-out ones
     at this seed whatever the mix (what stage 0's LM text excludes); its banking sentences are drawn with
     the banking target's in one call, after them, so the two never share a sentence."""
+    if tuple(domains) != DOMAINS:  # the same sentences whichever domains a corpus builds
+        every = _domain_texts(DOMAINS, sizes, seed)
+        return {k: v for k, v in every.items() if k[0] in domains}
     counts = {d: sizes["source" if d == SOURCE else "target"] for d in domains}
     share = {g: [round(w * n) for n in counts[SOURCE]] for g, w in SOURCE_MIX.items() if g != SOURCE}
     share[SOURCE] = [n - sum(s[i] for s in share.values()) for i, n in enumerate(counts[SOURCE])]
