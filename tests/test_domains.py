@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import needs_tts
+from conftest import needs_tts, needs_whisper
 from test_byod import POCKETSPHINX, jsonl, wav
 
 from mbasr.cli import main
@@ -211,6 +211,7 @@ PLANT_TEXT = [
 
 
 @needs_tts
+@needs_whisper
 @pytest.mark.slow
 def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir, tmp_path):
     """A text-only domain with a spoken test set, adapted at micro scale (random stage 0, 2 steps)."""
@@ -308,6 +309,7 @@ AUSTEN_LIKE = [
 
 
 @needs_tts
+@needs_whisper
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (POCKETSPHINX / "librivox" / "transcription").is_file(),
