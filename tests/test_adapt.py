@@ -29,8 +29,8 @@ def _grid(**over):
 def test_default_grid_has_every_run_of_the_issue():
     jobs = expand_grid(_grid())
     runs = [j for j in jobs.values() if j.record]
-    # base + 3 targets x (text-only + 3 p x {mixed, asr}) + 2 extra tau_t points
-    assert len(runs) == 1 + 3 * 7 + 2
+    # base + 3 targets x (text-only + 2 p x {mixed, asr}) + 2 extra tau_t points
+    assert len(runs) == 1 + 3 * 5 + 2
     names = set(jobs)
     assert "tiny-default-s0-mixed-agriculture-p0.1-tau0.5" in names
     assert "tiny-default-s0-asr-musical_instruments-p1" in names
@@ -40,26 +40,26 @@ def test_default_grid_has_every_run_of_the_issue():
     for i, job in enumerate(jobs.values()):
         assert all(order.index(a) < i for a in job.after), job.name
     # the forgetting runs score the source test set too; the others do not
-    assert jobs["tiny-default-s0-asr-banking-p0.2"].params["eval_source"] is True
-    assert jobs["tiny-default-s0-asr-agriculture-p0.2"].params["eval_source"] is False
-    assert jobs["07_forgetting-banking-p0.2-s0"].after == [
+    assert jobs["tiny-default-s0-asr-banking-p0.1"].params["eval_source"] is True
+    assert jobs["tiny-default-s0-asr-agriculture-p0.1"].params["eval_source"] is False
+    assert jobs["07_forgetting-banking-p0.1-s0"].after == [
         "tiny-default-s0-text_only-banking-p0-tau0.5",
-        "tiny-default-s0-mixed-banking-p0.2-tau0.5",
-        "tiny-default-s0-asr-banking-p0.2",
+        "tiny-default-s0-mixed-banking-p0.1-tau0.5",
+        "tiny-default-s0-asr-banking-p0.1",
     ]
 
 
 def test_seeds_grid_triples_the_runs_and_bad_configs_name_the_key():
     seeds = expand_grid(_grid(seeds=[0, 1, 2]))
-    assert len([j for j in seeds.values() if j.record]) == 3 * (1 + 3 * 7 + 2)
+    assert len([j for j in seeds.values() if j.record]) == 3 * (1 + 3 * 5 + 2)
     with pytest.raises(ValueError, match="p values"):
         expand_grid(_grid(p=[0.0, 0.5]))
     with pytest.raises(ValueError, match="missing"):
         expand_grid({k: v for k, v in _grid().items() if k != "targets"})
-    args = expand_grid(_grid())["tiny-default-s0-mixed-banking-p0.2-tau0.5"].papermill_args(
+    args = expand_grid(_grid())["tiny-default-s0-mixed-banking-p0.1-tau0.5"].papermill_args(
         "w d", "out.ipynb"
     )
-    assert "-p p 0.2" in args and "-p work_dir 'w d'" in args and "-p executed_notebook out.ipynb" in args
+    assert "-p p 0.1" in args and "-p work_dir 'w d'" in args and "-p executed_notebook out.ipynb" in args
 
 
 def test_base_model_job_reruns_when_its_stage0_checkpoint_or_preset_changes():

@@ -271,14 +271,14 @@ def test_apply_and_the_grid_use_the_chosen_lrs_and_keep_unchanged_run_ids(tmp_pa
     mixed = {n for n in before if "-mixed-" in n}
     assert set(after) == (set(before) - mixed) | {f"{n}-lr0.003" for n in mixed}
     assert all(after[n].params == before[n].params for n in set(before) - mixed if after[n].record)
-    assert after["tiny-default-s0-mixed-banking-p0.2-tau0.5-lr0.003"].params["lr"] == 3e-3
+    assert after["tiny-default-s0-mixed-banking-p0.1-tau0.5-lr0.003"].params["lr"] == 3e-3
     # the grid's run at the chosen lr is the search's run: its test set is all that is left to decode
     assert "tiny-default-s0-mixed-agriculture-p0.1-tau0.5-lr0.003" in search_jobs(spec)
     # 07 and 08 find each strategy's run
-    assert after["07_forgetting-banking-p0.2-s0"].params["lr_mixed"] == 3e-3
-    assert "lr_text_only" not in after["07_forgetting-banking-p0.2-s0"].params
-    assert after["07_forgetting-banking-p0.2-s0"].after[1].endswith("-lr0.003")
-    assert after["08_modality_gap-banking-p0.2-s0"].params["lr_mixed"] == 3e-3
+    assert after["07_forgetting-banking-p0.1-s0"].params["lr_mixed"] == 3e-3
+    assert "lr_text_only" not in after["07_forgetting-banking-p0.1-s0"].params
+    assert after["07_forgetting-banking-p0.1-s0"].after[1].endswith("-lr0.003")
+    assert after["08_modality_gap-banking-p0.1-s0"].params["lr_mixed"] == 3e-3
     # another setting (scale) has no entry: the preset's lr, with a note
     capsys.readouterr()
     micro = expand_grid(_default_grid(scale="micro", stage2_lr_file=str(lr_file)))
