@@ -447,6 +447,15 @@ def _stage0_corpus(preset: str, work_dir, scale: str, seed: int, overrides: dict
     return cfg, corpus
 
 
+def _write(out: str | Path, obj: dict, what: str) -> Path:
+    """A part file or checkpoint, written atomically."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"{what} written to {out}")
+    return Path(out)
+
+
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Stored in float16 (half the size in the repository; loading casts back to float32)."""
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -510,11 +519,7 @@ def train_part(
     state = _half(result.pop("state"))
     record[part] = result
     record = json.loads(json.dumps(record, default=float))  # plain types: loadable with weights_only
-    buf = io.BytesIO()
-    torch.save({"record": record, "state": state, "tokenizer": tokenizer}, buf)
-    atomic_write_bytes(out, buf.getvalue())
-    print(f"stage 0 {part} written to {out}")
-    return Path(out)
+    return _write(out, {"record": record, "state": state, "tokenizer": tokenizer}, f"stage 0 {part}")
 
 
 def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out, max_minutes) -> Path:
@@ -566,11 +571,7 @@ def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out,
         "parts": {"llm": _half(state["llm"]), "projector": _half(state["projector"])},
         "tokenizer": start["tokenizer"],
     }
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write_bytes(out, buf.getvalue())
-    print(f"stage 0 (LM + speech) written to {out}")
-    return Path(out)
+    return _write(out, ckpt, "stage 0 (LM + speech)")
 
 
 def _read_part(path: str | Path, part: str) -> dict:
@@ -623,11 +624,7 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
         "parts": {"encoder": enc["state"], "llm": lm["state"]},
         "tokenizer": lm["tokenizer"],
     }
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write_bytes(out, buf.getvalue())
-    print(f"stage 0 written to {out}")
-    return Path(out)
+    return _write(out, ckpt, "stage 0")
 
 
 def main(argv=None) -> int:
