@@ -169,8 +169,8 @@ def level_gap(df, paper: pd.DataFrame, preset: dict, ref: dict) -> str:
         return ""
     return (
         f"The most important deviation is the size of the models: instead of "
-        f"{_model(ref['encoder'])} and {_model(ref['llm'])}, ours are trained from scratch on a few hours of "
-        f"synthetic speech, so our base model's Banking WER is {100 * ours['wer'].mean():.1f}% against the "
+        f"{_model(ref['encoder'])} and {_model(ref['llm'])}, ours are a much smaller encoder and an LLM "
+        f"pretrained here on a few hours of synthetic speech and general text, so our base model's Banking WER is {100 * ours['wer'].mean():.1f}% against the "
         f"paper's {theirs['value'].iloc[0]:.2f}%, and every comparison is made at a much higher error level."
     )
 
@@ -180,7 +180,7 @@ def limitations(df, run: dict, paper: pd.DataFrame, our_targets) -> str:
     missing = [labels.domain(t) for t in dict.fromkeys(paper["target"]) if t not in our_targets]
     vers = versions(df)
     items = [
-        f"Preset {esc(run['preset'])}: models far smaller than the paper's, pretrained from scratch (see "
+        f"Preset {esc(run['preset'])}: models far smaller than the paper's, the LLM pretrained here (see "
         "the deviations table); WER levels are not comparable with the paper's, only the directions.",
         "The corpus is synthetic (TTS voices reading grammar-made sentences), not DefinedAI or SlideSpeech.",
         f"{seeds} seed{'s' if seeds > 1 else ''} per point: our intervals cover test-set sampling"
