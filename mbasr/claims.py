@@ -123,12 +123,11 @@ def _cmp(a: Point, b: Point, tests: list[dict] | None = None) -> int:
     if a.keys is not None and a.keys == b.keys:
         diff, lo, hi = paired_bootstrap(a.errors, b.errors, a.words, n_boot=N_BOOT, seed=0)
         test = "paired bootstrap"
+        sign = -1 if hi < 0 else 1 if lo > 0 else 0
     else:
         diff, lo, hi = a.wer - b.wer, float("nan"), float("nan")
         test = "non-overlapping 95% CIs (no per-utterance errors to pair)"
         sign = -1 if a.ci_high < b.ci_low else 1 if a.ci_low > b.ci_high else 0
-    if test == "paired bootstrap":
-        sign = -1 if hi < 0 else 1 if lo > 0 else 0
     if tests is not None:
         tests.append(
             {
