@@ -332,17 +332,20 @@ def train_lm(
     text: list[str] | None = None,
     init: dict[str, torch.Tensor] | None = None,
     speech: dict | None = None,
+    init_projector: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """The LM on general and source text (`lm_text`; plain LM loss) + copy examples of its sentences in
     the prompt format (answer loss). With `speech` ({"train": utts, "dev": utts, "feats": {key: frames}};
     general speech only) each batch also holds `stage.batch_size` speech items, the projector trains with
     the LM (`stage.train`), and half a batch each of plain and copy text keeps the text skills. `init`:
-    an LM state to continue from. The kept state is the best dev score: speech WER, else corrupted-copy
+    an LM state to continue from (`init_projector`: a projector state, else a fresh one). The kept state is the best dev score: speech WER, else corrupted-copy
     WER."""
     stage = stage or cfg.stage0.lm
     model = build_model(cfg, tokenizer=tok)
     if init is not None:
         _load_llm(model, init, "init")
+    if init_projector is not None:
+        model.projector.load_state_dict({k: v.float() for k, v in init_projector.items()})
     model = model.to(device)
     params = model.set_trainable(stage.train)
     model.train()
@@ -523,12 +526,16 @@ def train_part(
 
 
 def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out, max_minutes) -> Path:
-    """The `speech` part: continue the LM of `init` with a fresh projector on the general speech (features
-    of the preset's pretrained encoder, cached), keeping its text skills; writes a whole stage-0
+    """The `speech` part: continue the LM of `init` on the general speech (features of the preset's
+    pretrained encoder, cached) with a projector (a fresh one, or `init`'s when `init` is a stage-0
+    checkpoint that has one: a longer part 2), keeping its text skills; writes a whole stage-0
     checkpoint (LM, projector, tokenizer, and the record of both parts)."""
     if cfg.stage0.speech is None:
         raise ValueError("stage0.speech is null in this preset: nothing to train")
     start = _read_part(init, "lm")
+    previous = torch.load(str(init), map_location="cpu", weights_only=True)
+    projector = previous.get("parts", {}).get("projector")
+    earlier = previous["record"].get("speech") if projector is not None else None
     with tempfile.TemporaryDirectory() as d:
         for name, text in start["tokenizer"].items():
             (Path(d) / name).write_text(text, encoding="utf-8")
@@ -554,8 +561,11 @@ def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out,
         text=text,
         init=start["state"],
         speech=speech,
+        init_projector=projector,
     )
     result.update(text_sentences=len(text), encode_seconds=round(encode_s, 1), init=str(init))
+    if earlier is not None:  # what the continued projector and LM had been through
+        result["continued"] = {k: earlier.get(k) for k in ("steps_done", "best_step", "seconds", "continued")}
     state = result.pop("state")
     lm_rec = start["record"]
     record = {
