@@ -1,8 +1,16 @@
-"""A thin command line over the package (the notebooks are the main interface):
+"""One command line over the package (the notebooks are the main interface), as `mbasr` or
+`python -m mbasr`; `mbasr COMMAND --help` explains each:
 
 mbasr corpus --scale micro --work-dir runs          build (or find) the synthetic corpus
 mbasr import PATH --domain mydomain --split train   validate and import your own data (see
     [--synthesize] [--condition C] [--work-dir DIR]  mbasr.data.domains); bad input: message, exit 2
+mbasr pretrain lm|speech|all ...                    stage 0 of `tiny` (mbasr.training.stage0)
+mbasr search ...                                    the stage-2 learning-rate search (mbasr.study.search)
+mbasr results ...                                   records -> the tidy results table (mbasr.study.results)
+mbasr claims ...                                    the paper's claims judged (mbasr.study.claims)
+mbasr report ...                                    the report site's figures and pages (mbasr.report.site)
+mbasr publish ...                                   a workflow's results -> results/ (mbasr.report.publish)
+mbasr nbtidy ...                                    an executed notebook made fit to publish
 """
 
 from __future__ import annotations
@@ -46,11 +54,30 @@ def _import(args) -> int:
     return 0
 
 
+# Commands with their own parser, in the module that does the work.
+DELEGATED = {
+    "pretrain": "mbasr.training.stage0",
+    "search": "mbasr.study.search",
+    "results": "mbasr.study.results",
+    "claims": "mbasr.study.claims",
+    "report": "mbasr.report.site",
+    "publish": "mbasr.report.publish",
+    "nbtidy": "mbasr.report.nbtidy",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        return importlib.import_module(DELEGATED[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="mbasr", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in DELEGATED.items():  # listed in --help; parsed by their modules (above)
+        sub.add_parser(name, help=f"see: mbasr {name} --help ({module})", add_help=False)
 
     p = sub.add_parser("corpus", help="build the synthetic corpus")
     p.add_argument("--work-dir", default="runs")

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
-# the shipped stage-0 checkpoint of presets with a `stage0` section (mbasr/pretrain.py makes it)
+# the shipped stage-0 checkpoint of presets with a `stage0` section (mbasr/training/stage0.py makes it)
 DEFAULT_STAGE0 = Path(__file__).resolve().parent / "assets" / "tiny" / "stage0.pt"
 ENCODER_NAMES = ("tiny", "whisper", "wavlm")  # the registry in mbasr/model/encoders.py
 WHISPER_WINDOWS = ("trimmed", "full")
@@ -123,7 +123,7 @@ class Stage0Config:
     encoder (a from-scratch encoder) or the LM reading a pretrained encoder's speech through a projector."""
 
     tokenizer_vocab_size: int
-    channel_augment: bool  # random generic channels in encoder training (mbasr/augment.py)
+    channel_augment: bool  # random generic channels in encoder training (mbasr/data/augment.py)
     encoder: StageConfig | None  # CTC pretraining of a from-scratch encoder (null: the encoder is pretrained)
     lm: StageConfig  # general + source text, and copy examples (text in the speech slot)
     speech: StageConfig | None  # the LM (+ projector) on general speech in the slot, text skills kept

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from mbasr.weights import SMOLLM2_SOURCE, WHISPER_SOURCES, WeightSource, build_smollm2, build_whisper
+from mbasr.tools.weights import SMOLLM2_SOURCE, WHISPER_SOURCES, WeightSource, build_smollm2, build_whisper
 
 
 def describe(source: WeightSource) -> list[str]:

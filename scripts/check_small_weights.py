@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from mbasr.evaluate import save_alignments, score
-from mbasr.weights import (
+from mbasr.evaluation.scoring import save_alignments, score
+from mbasr.tools.weights import (
     POCKETSPHINX_TESTDATA,
     SMOLLM2_SOURCE,
     WHISPER_SOURCES,

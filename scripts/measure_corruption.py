@@ -5,7 +5,7 @@
 
 Corruption: corpus sentences of each domain grammar (`mbasr.data.grammar`), corrupted with the paper's
 defaults and with the substitution step alone (dup_p = 0); expected rates from
-`mbasr.corrupt.expected_rates`. Batches: utterance lists of the default corpus scale's training sizes
+`mbasr.method.corrupt.expected_rates`. Batches: utterance lists of the default corpus scale's training sizes
 (source 6,000, target 3,000) built from the same grammars; the composition does not depend on the
 audio, so the utterances carry placeholder audio paths and a placeholder projector text.
 """
@@ -16,10 +16,16 @@ import argparse
 import json
 import time
 
-from mbasr.batching import KINDS, SHARE_NAMES, MixedBatchSampler, shares_table
-from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt_all, expected_rates, measure_rates
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
 from mbasr.data.manifest import Utterance
+from mbasr.method.corrupt import (
+    PAPER_CORRUPTION,
+    CorruptionConfig,
+    corrupt_all,
+    expected_rates,
+    measure_rates,
+)
+from mbasr.method.mixed_batch import KINDS, SHARE_NAMES, MixedBatchSampler, shares_table
 
 
 def corruption_table(domains: list[str], n: int, seed: int) -> list[dict]:

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -m mbasr.report results >/dev/null
+"$PY" -m mbasr report results >/dev/null
 "$(dirname "$PY")/smalldocs" render >/dev/null
 mkdir -p site/screenshots
 profile=$(mktemp -d)

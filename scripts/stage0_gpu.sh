@@ -24,14 +24,14 @@ if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
   export PYTHONPATH="/tmp/site:$PWD"
 fi
 export PYTHONUNBUFFERED=1
-espeak-ng --version; (flite --version || true) | head -1; python3 -c "import mbasr.pretrain, transformers; print(\"transformers\", transformers.__version__)"
+espeak-ng --version; (flite --version || true) | head -1; python3 -c "import mbasr.training.stage0, transformers; print(\"transformers\", transformers.__version__)"
 start=$(date +%s)
-python3 -m mbasr.pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
+python3 -m mbasr pretrain corpus --scale "$SCALE" --work-dir "$WORK" 2>&1 | grep -v "it/s]" | tail -3
 echo "[stage0] corpus ready after $(( $(date +%s) - start )) s"
 if [ -z "${LM_INIT:-}" ]; then
-  OMP_NUM_THREADS=12 python3 -m mbasr.pretrain lm --scale "$SCALE" --work-dir "$WORK" --out "$OUT/lm.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/lm.log" 2>&1
+  OMP_NUM_THREADS=12 python3 -m mbasr pretrain lm --scale "$SCALE" --work-dir "$WORK" --out "$OUT/lm.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/lm.log" 2>&1
   grep -v "it/s]" "$OUT/lm.log" | tail -25
 fi
-OMP_NUM_THREADS=12 python3 -m mbasr.pretrain speech --scale "$SCALE" --work-dir "$WORK" --init "${LM_INIT:-$OUT/lm.pt}" --out "$OUT/stage0.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/speech.log" 2>&1
+OMP_NUM_THREADS=12 python3 -m mbasr pretrain speech --scale "$SCALE" --work-dir "$WORK" --init "${LM_INIT:-$OUT/lm.pt}" --out "$OUT/stage0.pt" --max-minutes "$MAXMIN" "${@:3}" > "$OUT/speech.log" 2>&1
 grep -v "it/s]" "$OUT/speech.log" | tail -25
 echo "[stage0] done after $(( $(date +%s) - start )) s"

@@ -1,4 +1,4 @@
-"""Stage 2 on demand (mbasr/adapt.py) and the grid of the workflow (mbasr/grid.py)."""
+"""Stage 2 on demand (mbasr/runs/adapt.py) and the grid of the workflow (mbasr/study/grid.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import yaml
 from conftest import needs_tts, needs_whisper
 from test_train import _random_stage0
 
-from mbasr.adapt import adapt, base_record, compare, side_by_side, stage2_config
-from mbasr.base import base_model
-from mbasr.grid import expand_grid
-from mbasr.results import gather, read_records, validate_record
+from mbasr.runs.adapt import adapt, base_record, compare, side_by_side, stage2_config
+from mbasr.runs.base import base_model
+from mbasr.study.grid import expand_grid
+from mbasr.study.results import gather, read_records, validate_record
 
 GRID = "workflow/grids/default.yaml"
 

@@ -1,10 +1,10 @@
-"""Generic channel augmentation of stage-0 encoder training (mbasr/augment.py)."""
+"""Generic channel augmentation of stage-0 encoder training (mbasr/data/augment.py)."""
 
 from __future__ import annotations
 
 import torch
 
-from mbasr import augment
+from mbasr.data import augment
 
 SR = 16000
 

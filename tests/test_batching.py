@@ -1,4 +1,4 @@
-"""The mixed-batch sampler (mbasr.batching): component shares, the p audio subset, strategies, epochs,
+"""The mixed-batch sampler (mbasr.method.mixed_batch): component shares, the p audio subset, strategies, epochs,
 determinism, resumption and early failures."""
 
 import json
@@ -7,15 +7,15 @@ from collections import Counter
 
 import pytest
 
-from mbasr.batching import (
+from mbasr.data.manifest import Utterance, subset
+from mbasr.method.corrupt import CorruptionConfig, corrupt
+from mbasr.method.mixed_batch import (
     KINDS,
     MixedBatchSampler,
     composition,
     measured_shares,
     resolve_shares,
 )
-from mbasr.corrupt import CorruptionConfig, corrupt
-from mbasr.data.manifest import Utterance, subset
 
 
 def _utts(prefix, n, audio=True):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbasr.claims import evaluate_claims, load_published, main
-from mbasr.results import COLUMNS, run_id_for, write_table
+from mbasr.study.claims import evaluate_claims, load_published, main
+from mbasr.study.results import COLUMNS, run_id_for, write_table
 
 HALF = 0.002  # CI half-width: narrow enough that 1-point WER differences are significant
 PS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -269,7 +269,7 @@ def _paired_table(diff_errors: int, seeds=(0, 1, 2), n=300, seed=0):
 
 
 def test_paired_bootstrap_detects_a_known_difference_and_not_identical_systems():
-    from mbasr.evaluate import paired_bootstrap
+    from mbasr.evaluation.scoring import paired_bootstrap
 
     rng = np.random.default_rng(1)
     words = rng.integers(5, 15, 400)

@@ -1,4 +1,4 @@
-"""Transcript corruption (mbasr.corrupt): the paper's synthetic noise, its ablations, the measured rates
+"""Transcript corruption (mbasr.method.corrupt): the paper's synthetic noise, its ablations, the measured rates
 against their derived expectation, and projector-induced noise."""
 
 import random
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbasr.corrupt import (
+from mbasr.method.corrupt import (
     PAPER_CORRUPTION,
     CorruptionConfig,
     corrupt,

@@ -1,4 +1,4 @@
-"""Decoding (mbasr/decode.py): batched transcription equals one-by-one, input order restored, batches of
+"""Decoding (mbasr/model/decode.py): batched transcription equals one-by-one, input order restored, batches of
 similar lengths, the hallucination guard applied before scoring, slot inputs for every item kind."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import torch
 from helpers import SMALLER, sentences
 
-from mbasr.batching import Item
 from mbasr.config import load_preset
-from mbasr.corrupt import projector_noise_text
 from mbasr.data.manifest import Utterance
-from mbasr.decode import SlotInputs, evaluate, transcribe
+from mbasr.method.corrupt import projector_noise_text
+from mbasr.method.mixed_batch import Item
 from mbasr.model import LLMItem, build_model
+from mbasr.model.decode import SlotInputs, evaluate, transcribe
 from mbasr.model.tokenizer import train_tokenizer
 
 torch.set_num_threads(1)

@@ -218,11 +218,11 @@ def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir,
     from test_adapt import MICRO_RUN
     from test_train import _random_stage0
 
-    from mbasr.adapt import adapt, base_record, compare, side_by_side
-    from mbasr.base import base_model
-    from mbasr.claims import evaluate_claims, write_claims
-    from mbasr.report import build
-    from mbasr.results import gather, write_table
+    from mbasr.report.site import build
+    from mbasr.runs.adapt import adapt, base_record, compare, side_by_side
+    from mbasr.runs.base import base_model
+    from mbasr.study.claims import evaluate_claims, write_claims
+    from mbasr.study.results import gather, write_table
 
     work = tmp_path / "w"
     work.mkdir()
@@ -274,7 +274,7 @@ def test_imported_domain_through_adapt_records_and_claims(micro, micro_work_dir,
 def test_grid_names_imported_domains_and_reruns_on_reimport(tmp_path):
     import yaml
 
-    from mbasr.grid import expand_grid
+    from mbasr.study.grid import expand_grid
 
     root = Path(__file__).resolve().parents[1]
     cfg = yaml.safe_load((root / "workflow/grids/your_domain.yaml").read_text())
@@ -319,7 +319,7 @@ def test_real_speech_test_set_of_a_text_only_domain(micro, micro_work_dir, tmp_p
     """Five LibriVox clips (pocketsphinx-testdata) as the test set of a text-only domain whose train text
     is their transcripts plus similar sentences (the WER shows the plumbing on real
     speech, not generalisation), adapted text-only at micro scale from the shipped stage 0."""
-    from mbasr.adapt import adapt
+    from mbasr.runs.adapt import adapt
 
     rows, train = [], list(AUSTEN_LIKE)
     for line in (POCKETSPHINX / "librivox" / "transcription").read_text().splitlines():

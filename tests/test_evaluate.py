@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from mbasr.evaluate import (
+from mbasr.evaluation.scoring import (
     HALLUCINATION_TOKEN,
     bootstrap_ci,
     hallucination_guard,

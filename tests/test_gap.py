@@ -1,4 +1,4 @@
-"""Modality-gap measures (mbasr/gap.py) on tiny random models: nearest-token reading recovers tokens whose
+"""Modality-gap measures (mbasr/study/gap.py) on tiny random models: nearest-token reading recovers tokens whose
 embeddings fill the slot, the layer gap is 0 when the slot holds the text's own embeddings and positive
 for other vectors, the embedding map's frame is shared, deterministic and of the right shape."""
 
@@ -15,7 +15,9 @@ from helpers import SMALLER, sentences
 
 from mbasr.config import DecodingConfig, load_preset
 from mbasr.data.manifest import Utterance
-from mbasr.gap import (
+from mbasr.model import LLMItem, build_model
+from mbasr.model.tokenizer import train_tokenizer
+from mbasr.study.gap import (
     embedding_map,
     hypotheses_table,
     input_change,
@@ -29,8 +31,6 @@ from mbasr.gap import (
     reading_table,
     speech_items,
 )
-from mbasr.model import LLMItem, build_model
-from mbasr.model.tokenizer import train_tokenizer
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)

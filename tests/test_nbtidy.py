@@ -1,4 +1,4 @@
-"""mbasr.nbtidy and mbasr.progress: executed notebooks without progress-bar floods or warnings, audio as
+"""mbasr.report.nbtidy and mbasr.progress: executed notebooks without progress-bar floods or warnings, audio as
 files, text from data escaped, titles that name the run; the committed notebooks are tidy."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mbasr import nbtidy, progress
+from mbasr import progress
+from mbasr.report import nbtidy
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_STREAMS = 20  # no executed notebook holds more than this many stream outputs
@@ -90,7 +91,7 @@ def test_a_bar_off_a_terminal_writes_its_final_state_once(monkeypatch):
 @pytest.mark.parametrize("nb", sorted((ROOT / "results" / "notebooks").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_committed_notebooks_are_tidy(nb):
     data = json.loads(nb.read_text())
-    assert data["metadata"].get(nbtidy.TIDY), f"{nb.name}: not tidied (python -m mbasr.nbtidy {nb})"
+    assert data["metadata"].get(nbtidy.TIDY), f"{nb.name}: not tidied (python -m mbasr nbtidy {nb})"
     assert nbtidy.stream_count(data) <= MAX_STREAMS
     text = json.dumps(data)
     assert "Warning:" not in text and "IProgress" not in text and "data:audio" not in text
@@ -99,7 +100,7 @@ def test_committed_notebooks_are_tidy(nb):
 def test_tables_lose_a_default_index_but_keep_a_named_one():
     import pandas as pd
 
-    from mbasr import safe
+    from mbasr.report import safe
 
     plain = safe.table_rows(safe.html_output(pd.DataFrame({"tau_t": [0.123456]}).to_html()))
     assert plain == [["τ_t"], ["0.1235"]]
@@ -108,8 +109,8 @@ def test_tables_lose_a_default_index_but_keep_a_named_one():
 
 
 def test_the_batch_diagram_shows_the_samplers_shares():
-    from mbasr import diagrams
-    from mbasr.batching import resolve_shares
+    from mbasr.method.mixed_batch import resolve_shares
+    from mbasr.report import diagrams
 
     svg = diagrams.batch_svg(0.1, 0.5)
     for name, value in vars(resolve_shares("mixed", 0.1, 0.5)).items():

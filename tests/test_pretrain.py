@@ -1,4 +1,4 @@
-"""Stage 0 of the tiny preset (mbasr/pretrain.py) at micro scale: the LM, then the LM reading Whisper's
+"""Stage 0 of the tiny preset (mbasr/training/stage0.py) at micro scale: the LM, then the LM reading Whisper's
 general speech through a projector (the preset's stage 0), and, for a from-scratch encoder, CTC
 pretraining merged with an LM; each a few steps, loaded back by load_stage0; SpecAugment and the
 skipped-step guard."""
@@ -13,8 +13,8 @@ from helpers import SMALLER as MICRO
 from mbasr.config import load_preset
 from mbasr.model.encoders import TinyEncoder, spec_augment
 from mbasr.model.hub import REPO_ROOT
-from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
-from mbasr.pretrain import load_stage0, merge_parts, stage0_record, train_part
+from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.training.stage0 import load_stage0, merge_parts, stage0_record, train_part
 
 FEW_STEPS = {
     **MICRO,

@@ -1,11 +1,11 @@
-"""mbasr.publish: the records, tables, lr search and executed notebooks of a work dir -> results/."""
+"""mbasr.report.publish: the records, tables, lr search and executed notebooks of a work dir -> results/."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from mbasr.publish import publish
+from mbasr.report.publish import publish
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

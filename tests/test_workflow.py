@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import needs_tts
 
-from mbasr.results import COLUMNS, read_records, read_table
+from mbasr.study.results import COLUMNS, read_records, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ Synthetic speech is studio-clean, so each target domain gets a procedural condit
   from LECTURE_LOWPASS_HZ) and mild room noise (ventilation-like low-passed noise with a mains hum) at an
   SNR from LECTURE_SNR_DB.
 - "generic" (the general pool, on which stage 0 pretrains): a third of the utterances clean, the rest
-  through a random generic channel of `mbasr.augment.channel` (band limits, rooms, coloured noise): the
+  through a random generic channel of `mbasr.data.augment.channel` (band limits, rooms, coloured noise): the
   pretraining speech spans channels in general, never the targets' own generators.
 - "outdoor" (field recordings: wind, bird chirps and/or a tractor-engine hum at an SNR drawn from
   OUTDOOR_SNR_DB) and "reverb" (a room alone): not used by default, kept for imported domains and
@@ -324,13 +324,13 @@ def lecture(wave: np.ndarray, rng: np.random.Generator, sr: int = 16000) -> np.n
 
 
 def generic(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Clean (GENERIC_P_CLEAN of the time) or through one random generic channel (`mbasr.augment`)."""
+    """Clean (GENERIC_P_CLEAN of the time) or through one random generic channel (`mbasr.data.augment`)."""
     x = np.asarray(wave, dtype=np.float32)
     if rng.random() < GENERIC_P_CLEAN:
         return x.copy()
     import torch
 
-    from mbasr import augment
+    from mbasr.data import augment
 
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     y = augment.channel(torch.from_numpy(x)[None], torch.tensor([len(x)]), gen)[0].numpy()

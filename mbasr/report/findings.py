@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mbasr import labels
+from mbasr import vocab
 
 PAPER_URL = "https://arxiv.org/abs/2604.06487"
 CODE_URL = "https://github.com/idiap/llm-asr-text-only-adaptation"
@@ -61,9 +61,9 @@ def claim_words(c: dict) -> str:
     by = per_target(c.get("why"))
     groups: dict[str, list[str]] = {}
     for t, tv in by.items():
-        groups.setdefault(tv, []).append(labels.domain(t))
+        groups.setdefault(tv, []).append(vocab.domain(t))
     where = "; ".join(f"{esc(tv)} on {esc(_list(ts))}" for tv, ts in groups.items())
-    return f"claim {c['claim']} ({esc(labels.humanize(c['statement']).rstrip('.'))}) {claim_verb(v)}" + (
+    return f"claim {c['claim']} ({esc(vocab.humanize(c['statement']).rstrip('.'))}) {claim_verb(v)}" + (
         f" ({where})" if len(groups) > 1 else ""
     )
 
@@ -122,7 +122,7 @@ def what_we_found(claims: list[dict], df, run: dict, presets: dict, paper: pd.Da
     preset = presets.get(run["preset"], {})
     ref = presets.get("paper", {})
     seeds = sorted(int(s) for s in df["seed"].unique())
-    targets = [labels.domain(t) for t in dict.fromkeys(df["target_domain"].dropna())]
+    targets = [vocab.domain(t) for t in dict.fromkeys(df["target_domain"].dropna())]
     s1 = (
         f"We reran the study with the **{esc(run['preset'])}** preset at **{esc(run['scale'])}** scale: "
         f"{df['run_id'].nunique()} runs ({'seed' if len(seeds) == 1 else 'seeds'} "
@@ -141,7 +141,7 @@ def what_we_found(claims: list[dict], df, run: dict, presets: dict, paper: pd.Da
     s2 = f"Of the paper's {len(claims)} claims, " + "; ".join(parts) + "." if claims else ""
     held = [c for c in claims if str(c["verdict"]) == "held"]
     if held:
-        s2 += " What held: " + "; ".join(esc(labels.humanize(c["statement"])).rstrip(".") for c in held) + "."
+        s2 += " What held: " + "; ".join(esc(vocab.humanize(c["statement"])).rstrip(".") for c in held) + "."
     s3 = level_gap(df, paper, preset, ref)
     s4 = (
         f"Every departure from the paper's setting, with how to restore it, is in [the deviations table]"
@@ -177,7 +177,7 @@ def level_gap(df, paper: pd.DataFrame, preset: dict, ref: dict) -> str:
 
 def limitations(df, run: dict, paper: pd.DataFrame, our_targets) -> str:
     seeds = df["seed"].nunique()
-    missing = [labels.domain(t) for t in dict.fromkeys(paper["target"]) if t not in our_targets]
+    missing = [vocab.domain(t) for t in dict.fromkeys(paper["target"]) if t not in our_targets]
     vers = versions(df)
     items = [
         f"Preset {esc(run['preset'])}: models far smaller than the paper's, the LLM pretrained here (see "

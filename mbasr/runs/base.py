@@ -10,7 +10,7 @@ feature cache (`work_dir/cache/<encoder identity>/`), training is skipped when i
 resumed from its checkpoint otherwise, and each test set's evaluation is skipped when its result file
 exists. A run lives in `work_dir/base/<preset>-<source>-seed<seed>-<hash>/`, the hash covering the resolved
 config, the corpus and (tiny) the stage-0 weights:
-    stage1/         log.jsonl, checkpoint.pt, model.pt, done.json      (mbasr/train.py)
+    stage1/         log.jsonl, checkpoint.pt, model.pt, done.json      (mbasr/training/loop.py)
     eval/           <domain>_test.jsonl (per utterance) and <domain>_test.json (summary)
     result.json     parameters, config, code version, WER and CI per test set, timings, paths
 """
@@ -25,19 +25,19 @@ from typing import Any
 
 import torch
 
-from mbasr.batching import MixedBatchSampler
+from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.config import Config, load_preset
-from mbasr.corrupt import PROJECTOR_MODES
+from mbasr.method.corrupt import PROJECTOR_MODES
 from mbasr.data.corpus import Corpus, load_split, prepare_corpus
 from mbasr.data.manifest import Utterance
-from mbasr.decode import SlotInputs, evaluate, transcribe
-from mbasr.evaluate import read_alignments
+from mbasr.model.decode import SlotInputs, evaluate, transcribe
+from mbasr.evaluation.scoring import read_alignments
 from mbasr.io import atomic_write_json, code_version, file_hash, stable_hash
 from mbasr.model import SpeechLLM, build_model, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.premises import base_premises, stage0_premises
-from mbasr.pretrain import DEFAULT_STAGE0, load_stage0, stage0_record
-from mbasr.train import DONE, LOG, MODEL, train_stage
+from mbasr.study.premises import base_premises, stage0_premises
+from mbasr.training.stage0 import DEFAULT_STAGE0, load_stage0, stage0_record
+from mbasr.training.loop import DONE, LOG, MODEL, train_stage
 
 RESULT = "result.json"
 
@@ -61,7 +61,7 @@ class BaseResult:
         return self.run_dir / "eval" / f"{domain}_test.jsonl"
 
     def premises_table(self):
-        """The premises of the paper's regime measured on this base model (mbasr/premises.py)."""
+        """The premises of the paper's regime measured on this base model (mbasr/study/premises.py)."""
         import pandas as pd
 
         rows = self.result.get("premises", [])
@@ -142,7 +142,7 @@ def _run(
     if cfg.stage0 is not None and not stage0_path.exists():
         raise FileNotFoundError(
             f"stage0={stage0_path}: the {preset!r} preset starts from a stage-0 checkpoint; build it with "
-            f"`python -m mbasr.pretrain all --out {stage0_path}` or pass stage0=<path>"
+            f"`python -m mbasr pretrain all --out {stage0_path}` or pass stage0=<path>"
         )
     identity = {
         # stage 2 and the deviations' wording do not change the base model: adaptation settings may vary
@@ -224,7 +224,7 @@ def _run(
         "train": train,
         "test_sets": test_domains,  # the source first, then the targets in corpus order
         "wer": wer,
-        # the regime the claims need (mbasr/premises.py): stage-0 LM measures and the base WERs
+        # the regime the claims need (mbasr/study/premises.py): stage-0 LM measures and the base WERs
         "premises": stage0_premises(stage0_rec, source_domain) + base_premises(wer, source_domain),
         "timings": timings,
         "paths": {

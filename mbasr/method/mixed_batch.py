@@ -47,9 +47,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 from mbasr.data.manifest import Utterance, subset
 from mbasr.io import stable_hash
+from mbasr.method.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 
 KINDS = ("source_audio", "projector_noise", "source_text", "target_audio", "target_text")
 SHARE_NAMES = {

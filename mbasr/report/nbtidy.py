@@ -1,13 +1,13 @@
-"""An executed notebook made fit to publish, applied by `mbasr.publish` to every notebook it
+"""An executed notebook made fit to publish, applied by `mbasr.report.publish` to every notebook it
 copies, and runnable on its own:
 
-    python -m mbasr.nbtidy results/notebooks/*.ipynb
+    python -m mbasr nbtidy results/notebooks/*.ipynb
 
 - the stream outputs of a cell are merged, each progress-bar line kept in its final state (what a
   terminal shows) and library warnings (`path.py:12: FutureWarning: ...` and their source line) dropped;
 - audio inlined as base64 goes to a file beside the notebook (`media/`), linked from the player, and
   pictures get a 256-colour palette when that makes them smaller;
-- HTML and Markdown outputs are rebuilt so that text from data cannot run (`mbasr.safe`);
+- HTML and Markdown outputs are rebuilt so that text from data cannot run (`mbasr.report.safe`);
 - the title names the run: `# 06 · The mixed batch` gains `: mixed batch (MB) · Banking · p = 0.2 ...`
   from the papermill parameters, so no two run pages share a title.
 Tidying a tidy notebook changes nothing.
@@ -23,7 +23,8 @@ import json
 import re
 from pathlib import Path
 
-from mbasr import labels, safe
+from mbasr import vocab
+from mbasr.report import safe
 
 WARNING = re.compile(r"^\S+:\d+: \w*Warning: .*\n(?:[ \t]+.*\n)?", re.M)
 AUDIO = re.compile(r'src="data:audio/([\w.+-]+);base64,([A-Za-z0-9+/=\s]+)"')
@@ -116,7 +117,7 @@ def retitle(nb: dict) -> None:
     if meta.get(TIDY) or not pm.get("parameters"):
         return
     source = Path(pm.get("input_path") or "").stem
-    run = html.escape(labels.run_title(pm["parameters"], labels.NOTEBOOK_STRATEGY.get(source)))
+    run = html.escape(vocab.run_title(pm["parameters"], vocab.NOTEBOOK_STRATEGY.get(source)))
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "markdown":
             src = _joined(cell.get("source", ""))
@@ -146,7 +147,7 @@ def stream_count(nb: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mbasr.nbtidy", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mbasr nbtidy", description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="+", help="executed notebooks, tidied in place")
     for p in ap.parse_args(argv).notebooks:
         print(f"[nbtidy] {p}: {tidy(p)['streams']} stream outputs")

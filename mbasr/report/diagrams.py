@@ -1,6 +1,6 @@
 """The modality-gap page's teaching pictures, drawn as SVG from the code's own numbers: the
 system (encoder -> projector -> the LLM's prompt slot, where text-only adaptation puts token embeddings
-instead), the five-component batch with the shares `mbasr.batching.resolve_shares` gives, and the
+instead), the five-component batch with the shares `mbasr.method.mixed_batch.resolve_shares` gives, and the
 page's conclusion from the layer-by-layer gap of the executed notebook 08."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import html
 import json
 from pathlib import Path
 
-from mbasr import labels, safe
-from mbasr.batching import resolve_shares
+from mbasr import vocab
+from mbasr.method.mixed_batch import resolve_shares
+from mbasr.report import safe
 
 # Okabe-Ito: source components in greys and oranges, target components in blues
 COMPONENT = {
@@ -66,7 +67,7 @@ def batch_svg(p: float, tau: float) -> str:
     for i, (name, (label, colour)) in enumerate(COMPONENT.items()):
         w = 900 * getattr(shares, name)
         parts.append(f'<rect x="{x:.1f}" y="40" width="{w:.1f}" height="50" fill="{colour}" stroke="#fff"/>')
-        share = f"{labels.SYMBOL[name]} = {100 * getattr(shares, name):.1f}%"
+        share = f"{vocab.SYMBOL[name]} = {100 * getattr(shares, name):.1f}%"
         y = 115 + 22 * (i % 2)
         parts.append(f'<text x="{x + w / 2:.1f}" y="{y}" text-anchor="middle" font-size="13">{share}</text>')
         parts.append(
@@ -75,7 +76,7 @@ def batch_svg(p: float, tau: float) -> str:
         )
         x += w
     title = (
-        f"A mixed batch at p = {labels.number(p)}, τ = {labels.number(tau)}: source items (1 − τ) on the left, "
+        f"A mixed batch at p = {vocab.number(p)}, τ = {vocab.number(tau)}: source items (1 − τ) on the left, "
         "target items (τ) on the right"
     )
     parts.insert(0, f'<text x="10" y="25" font-size="14">{html.escape(title)}</text>')

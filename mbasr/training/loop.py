@@ -39,14 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from mbasr.batching import KINDS, MixedBatchSampler
 from mbasr.config import Config, StageConfig
 from mbasr.data.manifest import Utterance
-from mbasr.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.io import atomic_write_bytes, atomic_write_json, code_version
+from mbasr.method.mixed_batch import KINDS, MixedBatchSampler
 from mbasr.model import SpeechLLM, load_trainable, save_trainable
-from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
+from mbasr.model.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.progress import bar as progress_bar
+from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
 
 CHECKPOINT, LOG, MODEL, DONE = "checkpoint.pt", "log.jsonl", "model.pt", "done.json"
 # Deterministic cuBLAS needs this before its first use, so it is set on import (a no-op on CPU).

@@ -1,17 +1,17 @@
 """Result records and the tidy results table: what every experiment notebook (04-07) writes, and what the
-claims (`mbasr/claims.py`), the figures and the report read.
+claims (`mbasr/study/claims.py`), the figures and the report read.
 
 One run, one record: `results/<run_id>.json`, a JSON object of schema "mbasr.result/1" (`SCHEMA` below,
 checked on write and on read) holding the run's parameters, its resolved config, the code version, the
 timings and one WER entry per evaluated set: test sets, and dev sets when asked (the learning-rate
-search's runs, mbasr/search.py, may score a dev set only). WERs are fractions (0.0638 = 6.38 %), with the
-bootstrap 95 % CI of `mbasr.evaluate.score`.
+search's runs, mbasr/study/search.py, may score a dev set only). WERs are fractions (0.0638 = 6.38 %), with the
+bootstrap 95 % CI of `mbasr.evaluation.scoring.score`.
 
     rec = make_record(experiment="mixed", notebook="06_mixed_batch.ipynb", ..., eval=[eval_entry(...)])
     write_record(rec, "results")              # results/tiny-default-s0-mixed-banking-p0.2-tau0.5.json
     table = gather("results")                 # one row per (run, eval entry): COLUMNS
 
-    python -m mbasr.results gather results --out results.csv
+    python -m mbasr results gather results --out results.csv
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-from mbasr.evaluate import read_alignments
+from mbasr.evaluation.scoring import read_alignments
 from mbasr.io import atomic_write_json, atomic_write_text, code_version, library_versions
 
 SCHEMA_ID = "mbasr.result/1"
-CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.claims), not a record
-SEARCH_FILE = "search.json"  # the stage-2 learning-rate search's outcome (mbasr.search), not a record
-PREMISES_FILE = "premises.json"  # the fine-tuning premise, written beside claims.json (mbasr.claims)
+CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.study.claims), not a record
+SEARCH_FILE = "search.json"  # the stage-2 learning-rate search's outcome (mbasr.study.search), not a record
+PREMISES_FILE = "premises.json"  # the fine-tuning premise, written beside claims.json (mbasr.study.claims)
 NOT_RECORDS = (CLAIMS_FILE, SEARCH_FILE, PREMISES_FILE)
 EXPERIMENTS = ("base", "text_only", "asr", "mixed")
 COLUMNS = (
@@ -80,7 +80,7 @@ EVAL_SCHEMA: dict[str, Any] = {
         "n_utts": {"type": "integer", "minimum": 1},
         "n_words": {"type": ["integer", "null"], "minimum": 1},
         "alignments": _NULL_STR,
-        # per utterance, in test-set order: what a paired test between two systems needs (mbasr.claims)
+        # per utterance, in test-set order: what a paired test between two systems needs (mbasr.study.claims)
         "utterances": {
             "type": "object",
             "additionalProperties": False,
@@ -123,7 +123,7 @@ SCHEMA: dict[str, Any] = {
         "seconds": {"type": "object", "additionalProperties": _RATE},
         "model_path": _NULL_STR,
         "eval": {"type": "array", "minItems": 1, "items": EVAL_SCHEMA},
-        # adaptation runs only (mbasr/adapt.py): the target audio they used and their base model's folder
+        # adaptation runs only (mbasr/runs/adapt.py): the target audio they used and their base model's folder
         "audio_subset": {
             "type": "object",
             "additionalProperties": False,
@@ -339,7 +339,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mbasr.results", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mbasr results", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gather", help="validate every record of a folder and write the tidy table")
     g.add_argument("results_dir")

@@ -1,5 +1,5 @@
 """The paper's five claims (docs/paper.md "The claims to test"), judged on our runs: the tidy table of
-`mbasr.results.gather`, one (preset, scale, seed, source domain) at a time, test-set rows only.
+`mbasr.study.results.gather`, one (preset, scale, seed, source domain) at a time, test-set rows only.
 
 Each claim gets a verdict, "held", "not held" or "inconclusive", and a `why` quoting our WERs with their
 95 % CIs beside the paper's published numbers (`data/paper/published_results.csv`).
@@ -12,7 +12,7 @@ each point being all its seeds' test utterances together (each seed has its own 
 larger, not repeated).
 
 Significance rule: two systems scored on the same utterances are compared by a paired bootstrap
-(`mbasr.evaluate.paired_bootstrap`): 2,000 resamples of the pooled utterances, each scoring both systems
+(`mbasr.evaluation.scoring.paired_bootstrap`): 2,000 resamples of the pooled utterances, each scoring both systems
 on the same draw; A is significantly lower than B when the 95 % CI of WER(A) - WER(B) lies wholly below 0.
 Each verdict lists its tests (`tests`: the two systems, the difference, its CI, the utterances). Where a
 record lacks its per-utterance errors (older records), the rule falls back to non-overlapping 95 % CIs, a
@@ -35,7 +35,7 @@ missing ones are named by their run id.
    optimum); not held if best lies outside and is significantly lower than the tau_t = 0.5 point;
    inconclusive otherwise (a flat sweep cannot place the optimum).
 
-    python -m mbasr.claims results.csv --out claims.json
+    python -m mbasr claims results.csv --out claims.json
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbasr.evaluate import bootstrap_ci, paired_bootstrap
+from mbasr.evaluation.scoring import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
-from mbasr.premises import format_premises, table_premises
-from mbasr.results import PREMISES_FILE, read_table, run_id_for
+from mbasr.study.premises import format_premises, table_premises
+from mbasr.study.results import PREMISES_FILE, read_table, run_id_for
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"
+PUBLISHED = Path(__file__).resolve().parents[2] / "data" / "paper" / "published_results.csv"
 PUBLISHED_COLUMNS = ("figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value")
 MB_TAU = 0.5  # docs/paper.md "Mixed batch": tau = 0.5 throughout; claim 5 tests that choice
 PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source
@@ -465,7 +465,7 @@ def evaluate_claims(
 def records_for(results_csv: str | Path) -> dict[str, dict]:
     """The records beside a results table ({run_id: record}): in its folder (a work dir's results/) or in
     its `records/` subfolder (the published results/); empty when there are none."""
-    from mbasr.results import read_records
+    from mbasr.study.results import read_records
 
     folder = Path(results_csv).parent
     for where in (folder, folder / "records"):
@@ -498,8 +498,8 @@ def format_claims(claims: list[dict[str, Any]], width: int = 100) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mbasr.claims", description=__doc__.split("\n\n")[0])
-    parser.add_argument("results_csv", help="the table of `python -m mbasr.results gather`")
+    parser = argparse.ArgumentParser(prog="mbasr claims", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results_csv", help="the table of `python -m mbasr results gather`")
     parser.add_argument("--out", help="JSON file for the verdicts")
     parser.add_argument("--preset")
     parser.add_argument("--scale")
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(format_claims(claims))
     premises = table_premises(table)
-    print("\nPremise: fine-tuning on all the target audio pays off (mbasr/premises.py)")
+    print("\nPremise: fine-tuning on all the target audio pays off (mbasr/study/premises.py)")
     print(format_premises(premises))
     if args.out:
         write_claims(claims, args.out)

@@ -4,11 +4,11 @@ into named notebook jobs, each with its notebook, its papermill parameters and t
     jobs = expand_grid(yaml.safe_load(open("workflow/grids/default.yaml")))
     jobs["tiny-default-s0-mixed-banking-p0.2-tau0.5"].notebook   # "06_mixed_batch.ipynb"
 
-Run jobs are named by their result record's run id (mbasr.results.run_id_for), so a record in
+Run jobs are named by their result record's run id (mbasr.study.results.run_id_for), so a record in
 `<work_dir>/results/` and a job of the grid always mean the same run.
 
 Stage-2 learning rates: a grid with `lr: 0.0` (or none) gives each strategy the lr chosen on dev sets by
-the learning-rate search (mbasr/search.py), read from `LR_FILE` (`stage2_lr_file` in the grid config, empty
+the learning-rate search (mbasr/study/search.py), read from `LR_FILE` (`stage2_lr_file` in the grid config, empty
 for none), from the entry made on the grid's preset, scale, source domain, steps and base steps; a strategy
 without one keeps the preset's lr, and a note says so. A nonzero `lr` is every strategy's. Run ids name the
 lr only where it differs from the preset's (`-lr0.003`), so runs at the preset's lr keep their ids.
@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from mbasr.results import lr_part, run_id_for
+from mbasr.study.results import lr_part, run_id_for
 
 REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
-ROOT = Path(__file__).resolve().parents[1]
-LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr.search apply writes it)
+ROOT = Path(__file__).resolve().parents[2]
+LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr search apply writes it)
 LR_MATCH = ("preset", "scale", "source_domain", "steps", "base_steps")  # what an entry of LR_FILE applies to
 
 
@@ -85,7 +85,7 @@ def run_extra(
     default_lr: float = 0.0,
     base_steps: int = 0,
 ) -> tuple[str, ...]:
-    """Run-id parts of the settings away from the defaults, in mbasr.adapt's order: another source domain,
+    """Run-id parts of the settings away from the defaults, in mbasr.runs.adapt's order: another source domain,
     a step budget, an lr other than the preset's `default_lr`, a base model's step budget."""
     out = [f"src_{source_domain}"] if source_domain != "source" else []
     out += [f"steps{int(steps)}"] if steps else []
@@ -152,7 +152,7 @@ def read_lr_file(path: str | Path) -> list[dict[str, Any]]:
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: invalid YAML: {e}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list):
-        raise ValueError(f"{path}: needs a list `entries` (written by python -m mbasr.search apply)")
+        raise ValueError(f"{path}: needs a list `entries` (written by python -m mbasr search apply)")
     for i, e in enumerate(raw["entries"]):
         where = f"{path}: entries[{i}]"
         if (

@@ -4,13 +4,13 @@ comparisons of the grid are fair. It is a separate part of the workflow (too cos
 main job); its outcome is committed with its provenance, as the shipped stage-0 checkpoint is:
 
     snakemake -s workflow/Snakefile search --cores 2 --configfile workflow/grids/search.yaml
-    python -m mbasr.search apply --work-dir runs     # the chosen lrs -> workflow/grids/stage2_lr.yaml
+    python -m mbasr search apply --work-dir runs     # the chosen lrs -> workflow/grids/stage2_lr.yaml
 
 The search config (`workflow/grids/search.yaml`, a `search:` section) names the strategies, the candidate
 lrs and the dev sets (targets, and the audio share p of mixed and asr); everything else (preset, scale,
 work_dir, the first seed, source_domain, tau, steps, base_steps) comes from the grid it tunes, merged
 before it (default.yaml unless another --configfile comes first). So a search run IS the grid's run at its
-candidate lr: the candidate equal to the preset's lr has the grid's run id and run folder, and mbasr.adapt
+candidate lr: the candidate equal to the preset's lr has the grid's run id and run folder, and mbasr.runs.adapt
 decodes only what is missing (the search's runs score the target dev set only, `eval_test=False`). Their
 records go to `<work_dir>/search/records/` (not the results table), their notebooks and logs beside.
 
@@ -19,7 +19,7 @@ mean of their WERs, each dev set counting once); a tie (equal WER to 1e-9, i.e. 
 smaller lr. `select` writes `<work_dir>/results/search.json` (atomically): per strategy the candidates with
 their dev WER and CI and runs, the chosen lr, whether it lies at an end of the candidates (then the best lr
 may lie beyond), the search config and the code version. `apply` writes the chosen lrs into `LR_FILE`,
-which mbasr/grid.py reads (one entry per preset, scale, source domain, steps and base steps).
+which mbasr/study/grid.py reads (one entry per preset, scale, source domain, steps and base steps).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from mbasr.grid import (
+from mbasr.io import atomic_write_json, atomic_write_text, code_version
+from mbasr.study.grid import (
     LR_FILE,
     LR_MATCH,
     NOTEBOOKS,
@@ -47,10 +48,9 @@ from mbasr.grid import (
     read_lr_file,
     run_job,
 )
-from mbasr.io import atomic_write_json, atomic_write_text, code_version
-from mbasr.results import SEARCH_FILE, validate_record
+from mbasr.study.results import SEARCH_FILE, validate_record
 
-SCHEMA_ID = "mbasr.search/1"
+SCHEMA_ID = "mbasr.study.search/1"
 DEFAULT_CONFIGS = ("workflow/grids/default.yaml", "workflow/grids/search.yaml")
 SEARCH_KEYS = ("strategies", "lrs", "targets", "p")  # the `search:` section
 GRID_KEYS = ("preset", "scale", "work_dir", "seeds", "source_domain", "tau")  # taken from the grid
@@ -272,7 +272,7 @@ def write_search(result: dict[str, Any], work_dir: str | Path | None = None) -> 
 def read_search(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no search outcome; run `python -m mbasr.search select` first")
+        raise FileNotFoundError(f"{path}: no search outcome; run `python -m mbasr search select` first")
     result = json.loads(path.read_text(encoding="utf-8"))
     if result.get("schema") != SCHEMA_ID:
         raise ValueError(f"{path}: field schema: not a {SCHEMA_ID} search outcome")
@@ -306,10 +306,10 @@ def lr_entry(result: dict[str, Any], source: str | Path = "") -> dict[str, Any]:
 
 
 _HEADER = """\
-# Stage-2 learning rates chosen on dev sets, never on test sets (mbasr/search.py). mbasr/grid.py gives each
+# Stage-2 learning rates chosen on dev sets, never on test sets (mbasr/study/search.py). mbasr/study/grid.py gives each
 # strategy of a grid with `lr: 0.0` its lr from the entry whose `applies_to` matches the grid (preset,
 # scale, source_domain, steps, base_steps); a strategy without one keeps the preset's lr, with a note.
-# Written by `python -m mbasr.search apply` from <work_dir>/results/search.json: rerun the search rather
+# Written by `python -m mbasr search apply` from <work_dir>/results/search.json: rerun the search rather
 # than edit this file (README.md, "The learning-rate search").
 #
 """
@@ -382,7 +382,7 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mbasr.search", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mbasr search", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sel = sub.add_parser("select", help="choose each strategy's lr from the search's runs -> search.json")
     sel.add_argument("--work-dir", help="the workflow's work_dir (default: the config's)")

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from mbasr.config import DecodingConfig
-from mbasr.corrupt import PROJECTOR_MODES, projector_tokens
 from mbasr.data.manifest import Utterance
-from mbasr.decode import transcribe
+from mbasr.method.corrupt import PROJECTOR_MODES, projector_tokens
 from mbasr.model import LLMItem, SpeechLLM
-from mbasr.plots import SYSTEM_COLOURS
+from mbasr.model.decode import transcribe
+from mbasr.report.plots import SYSTEM_COLOURS
 
 MAP_METHODS = ("pca", "pca_text")
 KINDS = ("speech", "text")
@@ -103,7 +103,7 @@ def projected(model: SpeechLLM, items: Sequence[LLMItem]) -> list[torch.Tensor]:
 # ------------------------------------------------------------------------------ 1. nearest tokens
 def nearest_ids(model: SpeechLLM, proj: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
     """(T,) token ids: for each projected vector (T, H), the vocabulary entry of highest cosine similarity
-    ("nearest") or of lowest dot product ("argmin_dot", the authors' code), as `mbasr.corrupt`."""
+    ("nearest") or of lowest dot product ("argmin_dot", the authors' code), as `mbasr.method.corrupt`."""
     return projector_tokens(proj, _embedding(model), mode)
 
 
@@ -481,7 +481,7 @@ def hypotheses_table(
     precision: str | None = None,
 ):
     """Per utterance (index: key): the transcript and each system's hypothesis, decoded with the
-    preset's `decoding` settings and `precision` (`mbasr.decode.transcribe`)."""
+    preset's `decoding` settings and `precision` (`mbasr.model.decode.transcribe`)."""
     import pandas as pd
 
     table = pd.DataFrame({"key": [u.key for u in utts], "transcript": [u.target for u in utts]}).set_index(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mbasr.train import read_log
+from mbasr.training.loop import read_log
 
 
 def plot_loss(log: str | Path | list[dict], ax=None, smooth: int = 20):

@@ -435,7 +435,7 @@ def _write_source(out_dir: Path, source: WeightSource, files: list[Path], what: 
     lines = [
         f"# {source.folder}",
         "",
-        f"{what}, converted to a Hugging Face folder by `mbasr.weights` (code {code_version()}).",
+        f"{what}, converted to a Hugging Face folder by `mbasr.tools.weights` (code {code_version()}).",
         "",
         "| field | value |",
         "| --- | --- |",

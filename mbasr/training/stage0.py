@@ -15,7 +15,7 @@ A from-scratch encoder (`encoder.name: tiny`) is pretrained with CTC instead (`e
 
 The result is one small checkpoint (`stage0.pt`: LM, projector and tokenizer, the resolved config, the
 measures and where and how it was made), shipped in the repository so the main job starts at stage 1.
-Rebuild: `python -m mbasr.pretrain lm --out lm.pt`, then `python -m mbasr.pretrain speech --init lm.pt
+Rebuild: `python -m mbasr pretrain lm --out lm.pt`, then `python -m mbasr pretrain speech --init lm.pt
 --out mbasr/assets/tiny/stage0.pt` (mbasr/assets/tiny/RECORD.md says how the shipped one was made).
 """
 
@@ -36,20 +36,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mbasr import augment
 from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
-from mbasr.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
+from mbasr.data import augment
 from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, general_text, load_split, prepare_corpus
-from mbasr.decode import transcribe
-from mbasr.evaluate import score
+from mbasr.evaluation.scoring import score
 from mbasr.io import atomic_write_bytes, code_version
+from mbasr.method.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
 from mbasr.model import LLMItem, build_model
 from mbasr.model.cache import encode_cached
+from mbasr.model.decode import transcribe
 from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
 from mbasr.model.tokenizer import train_tokenizer
-from mbasr.optim import make_optimizer, make_scheduler, optimizer_step
 from mbasr.progress import bar as progress_bar
+from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
 
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 
@@ -96,7 +96,7 @@ def _augment(
     wavs: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator, channels: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Speed perturbation (0.9-1.1, one factor a batch), then either generic random channels
-    (`mbasr.augment.channel`: band limits, rooms, coloured noise) or, half the time, white noise at 15-40
+    (`mbasr.data.augment.channel`: band limits, rooms, coloured noise) or, half the time, white noise at 15-40
     dB SNR (how the first stage-0 encoder was trained): the encoder must generalise to unseen voices and
     to channels it never heard."""
     factor = 0.9 + 0.2 * float(torch.rand(1, generator=gen))
@@ -490,7 +490,7 @@ def train_part(
             else (platform.processor() or "cpu"),
             "torch": str(torch.__version__),
         },
-        "command": f"python -m mbasr.pretrain {part} --preset {preset} --scale {scale} --seed {seed}"
+        "command": f"python -m mbasr pretrain {part} --preset {preset} --scale {scale} --seed {seed}"
         + (f" --init {init}" if init else "")
         + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()),
     }
@@ -638,7 +638,9 @@ def merge_parts(encoder_part: str | Path, lm_part: str | Path, out: str | Path =
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="mbasr pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("command", choices=["corpus", "encoder", "lm", "speech", "merge", "all", "cer"])
     ap.add_argument("parts", nargs="*", help="merge: the encoder and lm part files")
     ap.add_argument("--preset", default="tiny")
@@ -718,7 +720,7 @@ def load_stage0(cfg: Config, path: str | Path = DEFAULT_STAGE0):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"{path}: no stage-0 checkpoint; build it with `python -m mbasr.pretrain all --out {path}` "
+            f"{path}: no stage-0 checkpoint; build it with `python -m mbasr pretrain all --out {path}` "
             "(hours on a CPU, minutes on a GPU: scripts/stage0_gpu.sh)"
         )
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)

@@ -13,7 +13,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-from mbasr.labels import humanize
+from mbasr.vocab import humanize
 
 MEDIA = {"audio", "source"}
 TABLE = {"table", "thead", "tbody", "tr", "th", "td"}

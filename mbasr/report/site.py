@@ -1,6 +1,6 @@
 """The report site's figures, tables and page fragments, made from a results folder:
 
-    python -m mbasr.report results/
+    python -m mbasr report results/
 
 reads `results.csv` (the tidy table: one row per run and evaluation set, WER as fractions), `claims.json`,
 `records/*.json` and the executed notebooks `notebooks/*.ipynb` of that folder, the paper's published
@@ -34,13 +34,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mbasr import diagrams, findings, labels, safe
+from mbasr import vocab
 from mbasr.config import PRESET_DIR
 from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
-from mbasr.nbtidy import audio_to_files
+from mbasr.report import diagrams, findings, safe
+from mbasr.report.nbtidy import audio_to_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAPER_CSV = ROOT / "data" / "paper" / "published_results.csv"
 COLUMNS = (
     "run_id", "experiment", "preset", "scale", "seed", "source_domain", "target_domain", "p", "tau", "tau_t",
@@ -55,7 +56,7 @@ PAPER_SOURCE_NAME = {
     "definedai": "DefinedAI call-centre",
     "slidespeech_life_talent_english": "SlideSpeech Life/Talent/English",
 }
-# The mixed batch's target share tau = tau_a + tau_t (docs/paper.md "Mixed batch": 0.5 throughout; mbasr.adapt's
+# The mixed batch's target share tau = tau_a + tau_t (docs/paper.md "Mixed batch": 0.5 throughout; mbasr.runs.adapt's
 # default): the MB curves and Figure 3 use runs at this tau; the text-only run at tau_t = tau is MB at p = 0.
 MB_TAU = 0.5
 SPLIT = "test"  # the figures report test sets; dev sets are for tuning
@@ -63,13 +64,13 @@ SPLIT = "test"  # the figures report test sets; dev sets are for tuning
 # Okabe-Ito, a colour-blind-safe palette; each series also has its own marker
 COLORS = {"asr": "#D55E00", "mb": "#0072B2", "text_only": "#56B4E9", "base": "#000000"}
 MARKERS = {"asr": "s", "mb": "o", "text_only": "D", "base": "^"}
-METHOD_LABEL = {"asr": labels.STRATEGY["asr"], "mb": labels.STRATEGY["mixed"]}
+METHOD_LABEL = {"asr": vocab.STRATEGY["asr"], "mb": vocab.STRATEGY["mixed"]}
 P_TICKS = [0, 1, 5, 10, 20, 40, 60, 80, 100]  # audio share p (%), on a square-root axis
 VERDICT_CLASS = {"held": "success", "not held": "danger", "inconclusive": "secondary"}
 VERDICT_MARK = {"held": "✓", "not held": "✗", "inconclusive": "?"}
 
 
-nice = labels.domain
+nice = vocab.domain
 
 
 def esc(text) -> str:
@@ -600,7 +601,7 @@ def _show(v) -> str:
     return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-SYSTEM_LABEL = labels.SHORT
+SYSTEM_LABEL = vocab.SHORT
 
 
 def _point(e: dict) -> str:
@@ -611,7 +612,7 @@ def _point(e: dict) -> str:
     if e.get("system") not in ("base", "text_only") and e.get("p") is not None:
         what.append(f"p={e['p']:g}")
     if e.get("tau_t") is not None:
-        what.append(f"{labels.SYMBOL['tau_t']}={e['tau_t']:g}")
+        what.append(f"{vocab.SYMBOL['tau_t']}={e['tau_t']:g}")
     where = nice(e.get("target", ""))
     scored = e.get("eval_domain") or ("source" if e.get("metric") == "source_wer" else None)
     if scored and scored != e.get("target"):
@@ -634,10 +635,8 @@ def _why(text) -> str:
     """The verdict's reasons, one item per target (claims.json joins them with '. ')."""
     parts = [p for p in re.split(r"\.\s+(?=[a-z_]+: )", str(text)) if p.strip()]
     if len(parts) < 2:
-        return _show(labels.humanize(text))
-    return (
-        "<ul>" + "".join(f"<li>{html.escape(labels.humanize(p.rstrip('.')))}</li>" for p in parts) + "</ul>"
-    )
+        return _show(vocab.humanize(text))
+    return "<ul>" + "".join(f"<li>{html.escape(vocab.humanize(p.rstrip('.')))}</li>" for p in parts) + "</ul>"
 
 
 def claims_table(results: Path) -> str:
@@ -659,7 +658,7 @@ def claims_table(results: Path) -> str:
         )
         rows.append(
             f'<tr data-claim="{c["claim"]}" data-verdict="{html.escape(v)}"><td>{c["claim"]}</td>'
-            f"<td>{_show(labels.humanize(c['statement']))}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
+            f"<td>{_show(vocab.humanize(c['statement']))}</td><td>{badge}</td><td>{_why(c['why'])}</td><td>{details}</td></tr>"
         )
     head = "<tr><th>#</th><th>the paper claims</th><th>verdict</th><th>why</th><th>the numbers</th></tr>"
     return _table(' id="claims"', head, rows)
@@ -734,7 +733,7 @@ def _cell_options(src: str) -> dict:
 
 def _output(out: dict, opts: dict, picture, page: Page, media) -> str | None:
     """One saved output as Markdown; a picture is written to the file `picture(ext)` names, and shown;
-    `media` turns an HTML output's audio into links to files. Text from data is escaped (`mbasr.safe`)."""
+    `media` turns an HTML output's audio into links to files. Text from data is escaped (`mbasr.report.safe`)."""
     kind = out.get("output_type")
     if kind == "stream":
         text = _joined(out.get("text", "")).rstrip()
@@ -770,7 +769,7 @@ def notebook_fragment(nb_path: Path, page: Page, asset_dir: Path) -> str:
     raw HTML, text as code blocks; stderr (progress bars, warnings) left out."""
     nb = json.loads(nb_path.read_text())
     asset_dir.mkdir(parents=True, exist_ok=True)
-    files = nb_path.parent / "media"  # where mbasr.nbtidy puts a notebook's audio
+    files = nb_path.parent / "media"  # where mbasr.report.nbtidy puts a notebook's audio
 
     def media(value: str) -> str:
         value = value.replace('src="media/', f'src="{page.link(files)}/')
@@ -876,7 +875,7 @@ def presets_fragment(results: Path) -> str:
 
 
 def search_fragment(results: Path) -> str:
-    """The stage-2 learning-rate search (`results/search.json`, mbasr/search.py): each strategy's dev WER
+    """The stage-2 learning-rate search (`results/search.json`, mbasr/study/search.py): each strategy's dev WER
     per candidate lr and the lr its runs use."""
     path = results / "search.json"
     if not path.exists():
@@ -996,7 +995,7 @@ def teaching(results: Path, page: Page, nb: Path) -> str:
         f'items put token embeddings in the same slot.]({page.link(out / "system.svg")}){{fig-alt="A diagram: '
         f"speech, encoder, projector, speech slot, LLM with LoRA, transcript; corrupted text, token embeddings, "
         f'the same slot"}}\n',
-        f"![The five components of a mixed batch, their shares from the sampler (mbasr.batching).]"
+        f"![The five components of a mixed batch, their shares from the sampler (mbasr.method.mixed_batch).]"
         f'({page.link(out / "batch.svg")}){{fig-alt="A bar split into the five shares of a mixed batch"}}\n',
     ]
     gap = diagrams.layer_gap(nb) if nb.exists() else None
@@ -1028,7 +1027,7 @@ def home_fragment(results: Path, paper: pd.DataFrame, df, run, claims: list[dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mbasr.report", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mbasr report", description=__doc__.split("\n\n")[0])
     ap.add_argument("results_dir", help="the results folder (results.csv, claims.json, records/, notebooks/)")
     ap.add_argument("--paper", default=str(PAPER_CSV), help="the paper's published numbers (CSV)")
     args = ap.parse_args(argv)

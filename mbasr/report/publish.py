@@ -1,10 +1,10 @@
 """Copy the results of a workflow run into the folder the report site renders (`results/` at the root,
 committed so a reader can render the site without training; a rerun replaces it):
 
-    python -m mbasr.publish runs results      # then: python -m mbasr.report results && smalldocs render
+    python -m mbasr publish runs results      # then: python -m mbasr report results && smalldocs render
 
 `<work_dir>/results/*.json` (the records, validated) -> `records/`, `results.csv` and `claims.json` as they
-are, `<work_dir>/notebooks/*.ipynb` -> `notebooks/`, each tidied for its page (`mbasr.nbtidy`: progress
+are, `<work_dir>/notebooks/*.ipynb` -> `notebooks/`, each tidied for its page (`mbasr.report.nbtidy`: progress
 bars in their final state, no library warnings, audio as files under `notebooks/media/`, text from data
 escaped, a title that names the run). Notebooks that the pages embed by a fixed name (01_data_prep,
 02_corruption, 07_forgetting, 08_modality_gap: the grid names them with their parameters) are saved
@@ -17,8 +17,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from mbasr.nbtidy import tidy
-from mbasr.results import PREMISES_FILE, SEARCH_FILE, read_records
+from mbasr.report.nbtidy import tidy
+from mbasr.study.results import PREMISES_FILE, SEARCH_FILE, read_records
 
 CANONICAL = ("01_data_prep", "02_corruption", "07_forgetting", "08_modality_gap")
 
@@ -39,7 +39,7 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
         shutil.copy2(src / f"{rec['run_id']}.json", dest / "records" / f"{rec['run_id']}.json")
     for name in ("results.csv", "claims.json"):
         shutil.copy2(src / name, dest / name)
-    # the stage-2 lr search of these runs' base model (mbasr/search.py); the fine-tuning premise
+    # the stage-2 lr search of these runs' base model (mbasr/study/search.py); the fine-tuning premise
     for name in (SEARCH_FILE, PREMISES_FILE):
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
@@ -65,7 +65,7 @@ def publish(work_dir: str | Path, dest: str | Path = "results") -> dict[str, int
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mbasr.publish", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="mbasr publish", description=__doc__.split("\n\n")[0])
     ap.add_argument("work_dir", help="the workflow's work_dir (holds results/ and notebooks/)")
     ap.add_argument("dest", nargs="?", default="results", help="the site's results folder (default: results)")
     args = ap.parse_args(argv)

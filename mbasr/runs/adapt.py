@@ -5,19 +5,19 @@ domain with one strategy, evaluate it, and write its result record. What noteboo
     res.wer_table()                  # WER with its CI on every evaluated set
     model, cfg = res.load_model()    # the adapted SpeechLLM (eval mode)
 
-Strategies (mbasr/batching.py): "text_only" (p = 0: corrupted target text + the three source
+Strategies (mbasr/method/mixed_batch.py): "text_only" (p = 0: corrupted target text + the three source
 components), "mixed" (0 < p <= 1: a share p of the target items served as audio), "asr" (standard LoRA
-fine-tuning on the share p of the target audio only). The base model is the one of `mbasr.base` with the
+fine-tuning on the share p of the target audio only). The base model is the one of `mbasr.runs.base` with the
 same preset, seed, scale and source domain: built first when missing. The target is a domain of the
 synthetic corpus or one imported into `work_dir` (`mbasr import`, mbasr/data/domains.py), checked before
 any heavy work.
 
 A run lives in `work_dir/adapt/<run_id>-<hash>/` (the hash covers the base model, the stage-2 config and
-the strategy): `stage2/` (log, checkpoint, model; mbasr/train.py: killed runs resume), `eval/<domain>_<split>
+the strategy): `stage2/` (log, checkpoint, model; mbasr/training/loop.py: killed runs resume), `eval/<domain>_<split>
 .jsonl|.json` (per utterance and summary; each evaluation is skipped when it exists, so asking later for
-the source test set as well only decodes that; the learning-rate search, mbasr/search.py, decodes only the
+the source test set as well only decodes that; the learning-rate search, mbasr/study/search.py, decodes only the
 dev set), `record.json`. The record is also written to
-`results_dir` (default `work_dir/results/`) as `<run_id>.json` (mbasr/results.py's schema).
+`results_dir` (default `work_dir/results/`) as `<run_id>.json` (mbasr/study/results.py's schema).
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mbasr.base import base_model, load_base
-from mbasr.batching import MixedBatchSampler
+from mbasr.runs.base import base_model, load_base
+from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.config import Config, load_preset
 from mbasr.data import domains
 from mbasr.data.corpus import Corpus
-from mbasr.decode import SlotInputs, evaluate
-from mbasr.evaluate import read_alignments
-from mbasr.grid import NOTEBOOKS, run_extra
+from mbasr.model.decode import SlotInputs, evaluate
+from mbasr.evaluation.scoring import read_alignments
+from mbasr.study.grid import NOTEBOOKS, run_extra
 from mbasr.io import atomic_write_json, code_version, stable_hash
 from mbasr.model import SpeechLLM, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.results import eval_entry, make_record, run_id_for, write_record
-from mbasr.train import LOG, MODEL, train_stage
+from mbasr.study.results import eval_entry, make_record, run_id_for, write_record
+from mbasr.training.loop import LOG, MODEL, train_stage
 
 STRATEGIES = ("text_only", "mixed", "asr")
 RECORD = "record.json"
@@ -324,7 +324,7 @@ def adapt(
 
 def _extra(params: dict, default_lr: float = 0.0) -> tuple[str, ...]:
     """Run-id parts for settings away from the defaults (so such runs get their own record), as the grid
-    names its jobs (mbasr.grid.run_extra); an `lr` equal to the preset's `default_lr` adds none."""
+    names its jobs (mbasr.study.grid.run_extra); an `lr` equal to the preset's `default_lr` adds none."""
     return run_extra(
         params.get("source_domain", "source"),
         params.get("steps") or 0,
@@ -429,7 +429,7 @@ def _base_entry(base, domain: str) -> dict[str, Any]:
 
 
 def compare(systems: dict[str, Any], domains: list[str]):
-    """WER with CI of several systems (name -> AdaptResult or mbasr.base.BaseResult) on the test sets of
+    """WER with CI of several systems (name -> AdaptResult or mbasr.runs.base.BaseResult) on the test sets of
     `domains`: one row per (system, domain), in the given order (a system that was not evaluated on a
     domain is left out)."""
     import pandas as pd

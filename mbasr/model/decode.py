@@ -1,10 +1,10 @@
 """Decoding and evaluation (docs/paper.md "System", rows "decoding" and "scoring"): batched greedy (or beam)
 decoding with a length cap, then WER after the paper's normalisation and hallucination guard
-(`mbasr.evaluate.score`).
+(`mbasr.evaluation.scoring.score`).
 
 What fills the speech slot comes from a `SlotInputs`: the cached encoder frames of each utterance
 (`mbasr.model.cache.encode_cached`), and, once the projector is frozen (stage 2), its outputs and the
-projector-induced noise text of each utterance (docs/paper.md "Corruption", `mbasr.corrupt`).
+projector-induced noise text of each utterance (docs/paper.md "Corruption", `mbasr.method.corrupt`).
 
     slots = SlotInputs(model, encode_cached(model.encoder, utts, "runs/cache"))
     hyps = transcribe(model, utts, slots, batch_size=64, max_new_tokens=64)
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from mbasr.batching import AUDIO_KINDS, Item
 from mbasr.config import DecodingConfig
-from mbasr.corrupt import PROJECTOR_MODES, projector_noise_text
 from mbasr.data.manifest import Utterance
-from mbasr.evaluate import WerResult, save_alignments, score
+from mbasr.evaluation.scoring import WerResult, save_alignments, score
 from mbasr.io import atomic_write_json
+from mbasr.method.corrupt import PROJECTOR_MODES, projector_noise_text
+from mbasr.method.mixed_batch import AUDIO_KINDS, Item
 from mbasr.model import LLMItem, SpeechLLM
 from mbasr.model.cache import project_cached
 from mbasr.progress import bar as progress_bar

@@ -1,0 +1,1 @@
+"""Scoring (docs/paper.md "System", rows "decoding" and "scoring"): WER, confidence intervals, paired tests."""

@@ -1,0 +1,1 @@
+"""The report: figures, tables and pages of the Quarto site, and notebooks made fit to publish."""

@@ -1,0 +1,1 @@
+"""Tools outside the study: building offline pretrained weights."""
