@@ -1,11 +1,35 @@
-"""One label per concept for everything a reader sees: domain names, symbols, strategies and
-the words of a run's title. Report code, notebook titles and table headers take their words from here."""
+"""The study's vocabulary, defined once: the adaptation strategies and the paper's tau, the paper's published
+numbers (one loader), and one label per concept for everything a reader sees (domain names, symbols,
+strategies, the words of a run's title). Code, notebook titles and table headers take them from here."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pandas as pd
 
 from mbasr.data.corpus import TARGETS
+
+# Stage 2's strategies (docs/paper.md "Mixed batch"): `mixed` is the paper's mixed batch (MB), `asr` its
+# standard fine-tuning on target audio (ASR), `text_only` adaptation on corrupted target text alone. The batch
+# sampler also knows `source_only` (source audio alone, a control).
+STRATEGIES = ("text_only", "mixed", "asr")
+BATCH_STRATEGIES = ("mixed", "text_only", "asr", "source_only")
+MB_TAU = 0.5  # docs/paper.md "Mixed batch": the target share of a batch, 0.5 throughout; claim 5 tests it
+
+# The paper's published numbers (data/paper/README.md): WER in %, one value a row
+PAPER_CSV = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"
+PAPER_COLUMNS = ("figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value")
+
+
+def load_paper(path: str | Path = PAPER_CSV) -> pd.DataFrame:
+    """The paper's published WERs (%), one value a row, columns checked."""
+    df = pd.read_csv(path, dtype={"figure": str})
+    if tuple(df.columns) != PAPER_COLUMNS:
+        raise ValueError(f"{path}: columns {list(df.columns)}, expected {list(PAPER_COLUMNS)}")
+    return df
+
 
 # The paper's words for the strategies (docs/paper.md "Mixed batch"): the long label the first time on a page,
 # the short one in tables and titles

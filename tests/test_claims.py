@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbasr.study.claims import evaluate_claims, load_published, main
+from mbasr.study.claims import evaluate_claims, main
 from mbasr.study.results import COLUMNS, run_id_for, write_table
+from mbasr.vocab import load_paper
 
 HALF = 0.002  # CI half-width: narrow enough that 1-point WER differences are significant
 PS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -218,7 +219,7 @@ def test_dev_rows_are_ignored_and_duplicates_rejected():
 
 
 def test_published_numbers_load():
-    pub = load_published()
+    pub = load_paper()
     fig1 = pub[pub.figure == "1"]
     assert fig1.loc[fig1.value.idxmin()].tau_t == 0.5
     assert set(pub.figure) >= {"1", "2", "2-low", "3"}

@@ -50,6 +50,7 @@ import numpy as np
 from mbasr.data.manifest import Utterance, subset
 from mbasr.io import stable_hash
 from mbasr.method.corrupt import PAPER_CORRUPTION, CorruptionConfig, corrupt
+from mbasr.vocab import BATCH_STRATEGIES
 
 KINDS = ("source_audio", "projector_noise", "source_text", "target_audio", "target_text")
 SHARE_NAMES = {
@@ -60,7 +61,7 @@ SHARE_NAMES = {
     "target_text": "tau_t",
 }
 AUDIO_KINDS = ("source_audio", "target_audio")
-STRATEGIES = ("mixed", "text_only", "asr", "source_only")
+STRATEGIES = BATCH_STRATEGIES
 _SOURCE_KINDS = KINDS[:3]
 _TOL = 1e-6
 

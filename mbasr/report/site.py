@@ -40,9 +40,9 @@ from mbasr.data.corpus import SOURCE
 from mbasr.data.corpus import TARGETS as OUR_TARGETS
 from mbasr.report import diagrams, findings, safe
 from mbasr.report.nbtidy import audio_to_files
+from mbasr.vocab import MB_TAU, PAPER_CSV, load_paper
 
 ROOT = Path(__file__).resolve().parents[2]
-PAPER_CSV = ROOT / "data" / "paper" / "published_results.csv"
 COLUMNS = (
     "run_id", "experiment", "preset", "scale", "seed", "source_domain", "target_domain", "p", "tau", "tau_t",
     "steps", "lr", "eval_domain", "split", "wer", "ci_low", "ci_high", "n_utts", "code_version", "created",
@@ -56,9 +56,7 @@ PAPER_SOURCE_NAME = {
     "definedai": "DefinedAI call-centre",
     "slidespeech_life_talent_english": "SlideSpeech Life/Talent/English",
 }
-# The mixed batch's target share tau = tau_a + tau_t (docs/paper.md "Mixed batch": 0.5 throughout; mbasr.runs.adapt's
-# default): the MB curves and Figure 3 use runs at this tau; the text-only run at tau_t = tau is MB at p = 0.
-MB_TAU = 0.5
+# The MB curves and Figure 3 use mixed runs at MB_TAU; the text-only run at tau_t = MB_TAU is MB at p = 0.
 SPLIT = "test"  # the figures report test sets; dev sets are for tuning
 
 # Okabe-Ito, a colour-blind-safe palette; each series also has its own marker
@@ -88,15 +86,6 @@ def p_label(p: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-
-
-def load_paper(path: str | Path = PAPER_CSV) -> pd.DataFrame:
-    """The paper's published WERs (%), one value a row (data/paper/README.md)."""
-    df = pd.read_csv(path, dtype={"figure": str})
-    want = {"figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value"}
-    if missing := want - set(df.columns):
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return df
 
 
 def load_results(results_dir: str | Path) -> pd.DataFrame | None:

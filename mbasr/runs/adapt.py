@@ -22,6 +22,8 @@ dev set), `record.json`. The record is also written to
 
 from __future__ import annotations
 
+from mbasr.vocab import MB_TAU, STRATEGIES
+
 import json
 import time
 from dataclasses import dataclass
@@ -42,7 +44,6 @@ from mbasr.model.cache import encode_cached
 from mbasr.study.results import eval_entry, make_record, run_id_for, write_record
 from mbasr.training.loop import LOG, MODEL, train_stage
 
-STRATEGIES = ("text_only", "mixed", "asr")
 RECORD = "record.json"
 
 
@@ -140,7 +141,7 @@ def adapt(
     target_domain: str = "banking",
     strategy: str = "mixed",
     p: float = 0.2,
-    tau: float = 0.5,
+    tau: float = MB_TAU,
     steps: int | None = None,
     lr: float | None = None,
     eval_source: bool = False,

@@ -54,10 +54,8 @@ from mbasr.evaluation.scoring import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
 from mbasr.study.premises import format_premises, table_premises
 from mbasr.study.results import PREMISES_FILE, read_table, run_id_for
+from mbasr.vocab import MB_TAU, load_paper
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "data" / "paper" / "published_results.csv"
-PUBLISHED_COLUMNS = ("figure", "source", "target", "method", "p", "tau_t", "system", "metric", "value")
-MB_TAU = 0.5  # docs/paper.md "Mixed batch": tau = 0.5 throughout; claim 5 tests that choice
 PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source
 SWEEP_TARGET = "banking"  # Figure 1's sweep is on Banking
 _FIGURES = {"target_wer": ("2", "2-low", "4"), "source_wer": ("3",)}  # Figure 3 repeats target points
@@ -151,13 +149,6 @@ def _verdict(refuted: bool, missing: list[str], confirmed: bool) -> str:
 
 def _show(pt: Point | None) -> str:
     return "missing" if pt is None else str(pt)
-
-
-def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"figure": str})
-    if tuple(df.columns) != PUBLISHED_COLUMNS:
-        raise ValueError(f"{path}: columns {list(df.columns)}, expected {list(PUBLISHED_COLUMNS)}")
-    return df
 
 
 def _paper_curve(pub: pd.DataFrame, target: str, method: str, metric: str = "target_wer") -> dict:
@@ -425,7 +416,7 @@ def evaluate_claims(
     test), seeds and paper (published WER in %). The table must hold one (preset, scale, source_domain)
     once filtered by the arguments; its seeds are pooled unless `seed` picks one. `records` ({run_id:
     record}, e.g. from `read_records`) give the per-utterance errors the paired tests need."""
-    pub = load_published() if published is None else published
+    pub = load_paper() if published is None else published
     df, combo = _select(table, preset=preset, scale=scale, source_domain=source_domain, seed=seed)
     seeds = sorted(int(x) for x in df.seed.unique()) if combo is not None else []
     judged, tests = {}, {}

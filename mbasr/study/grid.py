@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from mbasr.study.results import lr_part, run_id_for
+from mbasr.study.results import id_number, lr_part, run_id_for
+from mbasr.vocab import STRATEGIES
 
 REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,16 +67,11 @@ def base_inputs(preset: str) -> list[str]:
     return files
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
 NOTEBOOKS = {
     "text_only": "04_text_only.ipynb",
     "asr": "05_asr_finetune.ipynb",
     "mixed": "06_mixed_batch.ipynb",
 }
-STRATEGIES = ("text_only", "mixed", "asr")
 
 
 def run_extra(
@@ -316,7 +312,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
             ]
             add(
                 Job(
-                    f"07_forgetting-{t}-p{_num(p)}-s{seed}",
+                    f"07_forgetting-{t}-p{id_number(p)}-s{seed}",
                     "07_forgetting.ipynb",
                     dict(run_common, target_domain=t, p=p, tau=tau) | lr_params(STRATEGIES),
                     needs,
@@ -327,7 +323,7 @@ def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
             needs = [run("text_only", t, 0.0, tau).name, run("mixed", t, p, tau).name]
             add(
                 Job(
-                    f"08_modality_gap-{t}-p{_num(p)}-s{seed}",
+                    f"08_modality_gap-{t}-p{id_number(p)}-s{seed}",
                     "08_modality_gap.ipynb",
                     dict(common, target_domain=t, p=p, tau=tau, steps=steps, lr=lr, base_steps=base_steps)
                     | lr_params(("text_only", "mixed")),

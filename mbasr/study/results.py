@@ -204,7 +204,8 @@ def validate_record(rec: Any, where: str = "") -> None:
         raise ValueError(f"{where}not a valid {SCHEMA_ID} result record:\n  " + "\n  ".join(msgs))
 
 
-def _num(x: float) -> str:
+def id_number(x: float) -> str:
+    """A number as run ids and file names write it: 0.1 -> `0.1`, 1.0 -> `1`."""
     return f"{x:g}"
 
 
@@ -223,9 +224,9 @@ def run_id_for(
     appends parts that tell apart runs the rest does not (another source domain, a step budget)."""
     parts = [preset, scale, f"s{seed}", experiment]
     if experiment != "base":
-        parts += [str(target_domain), f"p{_num(p)}"]
+        parts += [str(target_domain), f"p{id_number(p)}"]
         if tau is not None:
-            parts.append(f"tau{_num(tau)}")
+            parts.append(f"tau{id_number(tau)}")
     run_id = "-".join([*parts, *extra])
     if not re.match(_ID, run_id) or "/" in run_id:
         raise ValueError(f"run id {run_id!r}: parts may hold only letters, digits, '.', '_' and '-'")
@@ -238,7 +239,7 @@ def lr_part(lr: float | None, default_lr: float) -> tuple[str, ...]:
     however its lr was given (None, 0, or the value itself)."""
     if not lr or math.isclose(float(lr), float(default_lr), rel_tol=1e-9):
         return ()
-    return (f"lr{_num(float(lr))}",)
+    return (f"lr{id_number(float(lr))}",)
 
 
 def eval_entry(domain: str, split: str, result: Any, alignments: str | Path | None = None) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from mbasr.study.grid import (
     LR_MATCH,
     NOTEBOOKS,
     ROOT,
-    STRATEGIES,
     Job,
     base_job_name,
     positive_number,
@@ -49,6 +48,7 @@ from mbasr.study.grid import (
     run_job,
 )
 from mbasr.study.results import SEARCH_FILE, validate_record
+from mbasr.vocab import STRATEGIES
 
 SCHEMA_ID = "mbasr.study.search/1"
 DEFAULT_CONFIGS = ("workflow/grids/default.yaml", "workflow/grids/search.yaml")
