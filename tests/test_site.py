@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mbasr import vocab
+from mbasr.report import draw, markdown, reproduce, series, tables
 from mbasr.report import site as report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,7 +287,7 @@ def cells(html: str, source: str) -> list[dict]:
 
 
 def paper_values(figures: tuple[str, ...]) -> set[tuple]:
-    paper = report.load_paper()
+    paper = vocab.load_paper()
     sub = paper[paper["figure"].isin(figures)]
     return {
         (f, t, m, round(float(p), 4), round(float(v), 2))
@@ -306,8 +308,8 @@ def shown_paper_values(html: str) -> set[tuple]:
 def test_paper_series_follow_the_paper_conventions():
     """ASR at p = 0 is the base model; MB at p = 0 is text-only at tau_t = tau; other sweeps are left out."""
     df = synthetic_rows()
-    asr = report.aggregate(report.ours_rows(df, "asr", "source", "banking"), "p")
-    mb = report.aggregate(report.ours_rows(df, "mb", "source", "banking"), "p")
+    asr = series.aggregate(series.ours_rows(df, "asr", "source", "banking"), "p")
+    mb = series.aggregate(series.ours_rows(df, "mb", "source", "banking"), "p")
     assert asr.iloc[0]["p"] == 0 and asr.iloc[0]["wer"] == pytest.approx(100 * BASE["banking"])
     assert mb.iloc[0]["p"] == 0 and mb.iloc[0]["wer"] == pytest.approx(100 * 0.85 * BASE["banking"])
     assert len(mb) == len(asr) == 8  # p = 0 and the seven shares, the tau_t sweep not among them
@@ -321,10 +323,10 @@ def test_paper_series_follow_the_paper_conventions():
 
 
 def test_labels_and_layout_choice():
-    assert [report.p_label(p) for p in (0.0011, 0.1124, 0.2, 1.0)] == ["0.11", "11.24", "20", "100"]
-    assert report.nice("musical_instruments") == "Musical Instruments"
-    assert report._overlay_ok([([4.2, 8.0], [5.0, 9.0])])
-    assert not report._overlay_ok([([4.2, 8.0], [60.0, 90.0])])
+    assert [markdown.p_label(p) for p in (0.0011, 0.1124, 0.2, 1.0)] == ["0.11", "11.24", "20", "100"]
+    assert vocab.domain("musical_instruments") == "Musical Instruments"
+    assert draw.overlay_ok([([4.2, 8.0], [5.0, 9.0])])
+    assert not draw.overlay_ok([([4.2, 8.0], [60.0, 90.0])])
 
 
 def test_claims_table_lists_reasons_per_target_and_the_numbers_behind_them(tmp_path):
@@ -336,7 +338,7 @@ def test_claims_table_lists_reasons_per_target_and_the_numbers_behind_them(tmp_p
         "paper": [{"metric": "source_wer", "p": 0.2, "system": "asr", "target": "banking", "wer_pct": 17.4}],
     }  # fmt: skip
     (tmp_path / "claims.json").write_text(json.dumps([claim]))
-    table = report.claims_table(tmp_path)
+    table = tables.claims_table(tmp_path)
     assert "<li>banking: held: p=0.1: MB 46.0% vs ASR 62.3%</li><li>agriculture: not held" in table
     assert "<li>MB p=0.1 (Banking, scored on Source): 45.98% [42.92, 48.97]</li>" in table
     assert "<li>ASR p=0.2 (Banking, scored on Source): 17.40%</li>" in table
@@ -344,7 +346,7 @@ def test_claims_table_lists_reasons_per_target_and_the_numbers_behind_them(tmp_p
 
 
 def test_search_fragment_shows_each_strategys_dev_wers_and_its_choice(tmp_path):
-    assert "No `results/search.json`" in report.search_fragment(tmp_path)
+    assert "No `results/search.json`" in reproduce.search_fragment(tmp_path)
     cand = lambda lr, w: {"lr": lr, "dev_wer": w, "ci_low": w - 0.01, "ci_high": w + 0.01}  # noqa: E731
     search = {
         "config": {"lrs": [3e-4, 1e-3, 3e-3]}, "dev_sets": [{"domain": "agriculture", "split": "dev"}],
@@ -356,7 +358,7 @@ def test_search_fragment_shows_each_strategys_dev_wers_and_its_choice(tmp_path):
         },
     }  # fmt: skip
     (tmp_path / "search.json").write_text(json.dumps(search))
-    text = report.search_fragment(tmp_path)
+    text = reproduce.search_fragment(tmp_path)
     assert "Agriculture dev after 240 steps" in text and "the rule: lowest dev WER." in text
     assert (
         "| MB | 90.00 [89.00, 91.00] | 85.00 [84.00, 86.00] | **80.00 [79.00, 81.00]** | 0.003 (an end"
@@ -368,7 +370,7 @@ def test_search_fragment_shows_each_strategys_dev_wers_and_its_choice(tmp_path):
 def test_results_table_is_checked(tmp_path):
     synthetic_rows().drop(columns=["ci_high"]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ValueError, match="ci_high"):
-        report.load_results(tmp_path)
+        series.load_results(tmp_path)
 
 
 @needs_smalldocs
@@ -412,7 +414,7 @@ def test_site_from_synthetic_results():
     cmd = (site.parent / "results" / "report" / "notebooks.md").read_text()
     assert "papermill notebooks/08_modality_gap.ipynb /tmp/08_modality_gap.ipynb \\\n" in cmd
     assert """-y 'domains: ["banking", "agriculture"]' \\\n    -p p 0.2 \\\n    -p preset tiny\n""" in cmd
-    for name, preset in report.presets().items():
+    for name, preset in reproduce.presets().items():
         assert f"<code>{name}</code>" in page["site/reproduce"]
         for d in preset["deviations"][:1]:
             assert d.split(":")[0] in page["site/reproduce"]

@@ -258,7 +258,7 @@ def _alignment_rows(refs: list[str], hyps: list[str]) -> list[dict[str, Any]]:
                 elif c.type == "insert":
                     pairs += [["I", None, h] for h in h_words]
                 else:
-                    raise AssertionError(f"evaluate.py: unknown jiwer alignment type {c.type!r}")
+                    raise AssertionError(f"scoring: unknown jiwer alignment type {c.type!r}")
             rows[i]["pairs"] = pairs
     for i, (r, h) in enumerate(zip(refs, hyps, strict=True)):
         if not (r and h):

@@ -135,39 +135,3 @@ def plot_systems(table, ax=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax.figure
-
-
-def plot_forgetting(table, paper=None, ax=None, title: str | None = None):
-    """Figure 3 of the paper: each system's source-test WER (x) against its target-test WER (y), with 95%
-    CIs both ways; `table` has columns system, source_wer, source_low, source_high, target_wer,
-    target_low, target_high (fractions). `paper` (optional): the paper's points, columns system,
-    source_wer, target_wer (in %), drawn hollow."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-    for j, row in enumerate(table.itertuples()):
-        colour = SYSTEM_COLOURS.get(row.system, f"C{j}")
-        x, y = 100 * row.source_wer, 100 * row.target_wer
-        ax.errorbar(
-            x,
-            y,
-            xerr=[[x - 100 * row.source_low], [100 * row.source_high - x]],
-            yerr=[[y - 100 * row.target_low], [100 * row.target_high - y]],
-            fmt="o",
-            color=colour,
-            capsize=3,
-            label=f"{row.system} (ours)",
-        )
-    if paper is not None:
-        for j, row in enumerate(paper.itertuples()):
-            colour = SYSTEM_COLOURS.get(row.system, f"C{j}")
-            ax.plot(
-                row.source_wer, row.target_wer, "s", mfc="none", color=colour, label=f"{row.system} (paper)"
-            )
-    ax.set_xlabel("source-domain test WER (%)  (forgetting: further right)")
-    ax.set_ylabel("target-domain test WER (%)")
-    ax.legend(frameon=False, fontsize="small", ncols=2)
-    if title:
-        ax.set_title(title)
-    return ax.figure

@@ -43,24 +43,27 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from mbasr.evaluation.scoring import bootstrap_ci, paired_bootstrap
 from mbasr.io import atomic_write_json
+from mbasr.study.evidence import (
+    Judgement,
+    Runs,
+    paper_curve,
+    paper_rows,
+    rounded,
+    show,
+    verdict_of,
+)
 from mbasr.study.premises import format_premises, table_premises
-from mbasr.study.results import PREMISES_FILE, read_table, run_id_for
+from mbasr.study.results import PREMISES_FILE, read_table
 from mbasr.vocab import MB_TAU, load_paper
 
-PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source
 SWEEP_TARGET = "banking"  # Figure 1's sweep is on Banking
-_FIGURES = {"target_wer": ("2", "2-low", "4"), "source_wer": ("3",)}  # Figure 3 repeats target points
 BEST_TAU_T = (0.4, 0.6)  # "about 50 %": Figure 1's grid points next to 0.5
-N_BOOT = 2000  # resamples of each paired test
 SMALL_P = (0.1, 0.2)  # "about 10 %": the paper's 11.24 % point; 20 % is its first main-grid point
 STATEMENTS = {
     1: "Text-only adaptation helps, but leaves a gap to full-audio fine-tuning.",
@@ -71,199 +74,32 @@ STATEMENTS = {
 }
 
 
-@dataclass(frozen=True)
-class Point:
-    run_id: str  # the runs pooled, comma-separated (one per seed)
-    wer: float
-    ci_low: float
-    ci_high: float
-    keys: tuple[str, ...] | None = None  # "seed:utterance" of the pooled test utterances, when known
-    errors: np.ndarray | None = field(default=None, compare=False)
-    words: np.ndarray | None = field(default=None, compare=False)
-
-    def __str__(self) -> str:
-        return f"{100 * self.wer:.2f}% [{100 * self.ci_low:.2f}, {100 * self.ci_high:.2f}]"
-
-
-@dataclass
-class Judgement:
-    verdict: str
-    why: str
-    missing: list[str] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    paper: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _r(x: Any) -> float | None:
-    return None if x is None or pd.isna(x) else round(float(x), 4)
-
-
-def _pool(points: list[tuple[int, Point]]) -> Point:
-    """One point from the same run of several seeds: their utterances together, the CI bootstrapped over
-    them (each seed's own CI when one seed or no per-utterance errors)."""
-    ids = ",".join(pt.run_id for _, pt in points)
-    if len(points) == 1 and points[0][1].keys is None:
-        return points[0][1]
-    if any(pt.keys is None for _, pt in points):  # no per-utterance data: the mean, CI of the mean's ends
-        wers = [pt.wer for _, pt in points]
-        lows, highs = [pt.ci_low for _, pt in points], [pt.ci_high for _, pt in points]
-        return Point(ids, float(np.mean(wers)), float(np.mean(lows)), float(np.mean(highs)))
-    keys = tuple(f"{seed}:{k}" for seed, pt in points for k in pt.keys)
-    errors = np.concatenate([pt.errors for _, pt in points])
-    words = np.concatenate([pt.words for _, pt in points])
-    lo, hi = bootstrap_ci(errors, words, n_boot=1000, seed=0)
-    return Point(ids, float(errors.sum() / words.sum()), lo, hi, keys, errors, words)
-
-
-def _cmp(a: Point, b: Point, tests: list[dict] | None = None) -> int:
-    """-1: a significantly lower than b, 1: significantly higher, 0: not significant (module docstring).
-    The test is appended to `tests`."""
-    if a.keys is not None and a.keys == b.keys:
-        diff, lo, hi = paired_bootstrap(a.errors, b.errors, a.words, n_boot=N_BOOT, seed=0)
-        test = "paired bootstrap"
-        sign = -1 if hi < 0 else 1 if lo > 0 else 0
-    else:
-        diff, lo, hi = a.wer - b.wer, float("nan"), float("nan")
-        test = "non-overlapping 95% CIs (no per-utterance errors to pair)"
-        sign = -1 if a.ci_high < b.ci_low else 1 if a.ci_low > b.ci_high else 0
-    if tests is not None:
-        tests.append(
-            {
-                "a": a.run_id,
-                "b": b.run_id,
-                "test": test,
-                "diff": round(diff, 5),
-                "ci": [None if np.isnan(lo) else round(lo, 5), None if np.isnan(hi) else round(hi, 5)],
-                "n_utts": None if a.keys is None else len(a.keys),
-                "significant": {-1: "a lower", 1: "a higher", 0: "no"}[sign],
-            }
-        )
-    return sign
-
-
-def _verdict(refuted: bool, missing: list[str], confirmed: bool) -> str:
-    if refuted:
-        return "not held"
-    return "held" if confirmed and not missing else "inconclusive"
-
-
-def _show(pt: Point | None) -> str:
-    return "missing" if pt is None else str(pt)
-
-
-def _paper_curve(pub: pd.DataFrame, target: str, method: str, metric: str = "target_wer") -> dict:
-    """{p: WER %} of one published curve of the DefinedAI-source setting."""
-    rows = pub[
-        (pub.source == PAPER_SOURCE)
-        & (pub.target == target)
-        & (pub.method == method)
-        & (pub.metric == metric)
-        & pub.figure.isin(_FIGURES[metric])
-    ]
-    return {_r(p): float(v) for p, v in zip(rows.p, rows.value, strict=True)}
-
-
-def _paper_rows(target: str, values: dict[tuple[str, float], float | None], **extra) -> list[dict]:
-    return [
-        {"target": target, "system": system, "p": p, **extra, "wer_pct": v}
-        for (system, p), v in values.items()
-        if v is not None
-    ]
-
-
-class _Runs:
-    """Test-set points of one (preset, scale, source) and its seeds (pooled), keyed by (experiment, target,
-    p, tau_t, eval domain); knows the run id a missing run would have. `records` ({run_id: record}) give
-    the per-utterance errors of the paired tests."""
-
-    def __init__(
-        self,
-        table: pd.DataFrame,
-        preset: str,
-        scale: str,
-        seeds: list[int],
-        source: str,
-        records: dict[str, dict] | None = None,
-    ):
-        self.preset, self.scale, self.source = preset, scale, source
-        self.seeds = sorted(int(s) for s in seeds)
-        self.seed = self.seeds[0]  # the seed a missing run is named with
-        self.tests: list[dict] = []
-        by_key: dict[tuple, list[tuple[int, Point]]] = {}
-        for row in table.itertuples(index=False):
-            target = None if pd.isna(row.target_domain) else row.target_domain
-            key = (row.experiment, target, _r(row.p), _r(row.tau_t), row.eval_domain)
-            same = by_key.setdefault(key, [])
-            if any(seed == int(row.seed) for seed, _ in same):
-                raise ValueError(
-                    f"runs {same[0][1].run_id} and {row.run_id} give the same point {key} for seed "
-                    f"{row.seed}; filter the table to one of them"
-                )
-            same.append((int(row.seed), self._point(row, (records or {}).get(row.run_id))))
-        self.points = {k: _pool(sorted(v, key=lambda x: x[0])) for k, v in by_key.items()}
-        self.targets = sorted({k[1] for k in self.points if k[1] is not None})
-
-    @staticmethod
-    def _point(row, record: dict | None) -> Point:
-        for e in (record or {}).get("eval", []):
-            u = e.get("utterances")
-            if e["domain"] == row.eval_domain and e["split"] == "test" and u:
-                errors, words = np.array(u["errors"]), np.array(u["words"])
-                return Point(row.run_id, row.wer, row.ci_low, row.ci_high, tuple(u["keys"]), errors, words)
-        return Point(row.run_id, row.wer, row.ci_low, row.ci_high)
-
-    def cmp(self, a: Point, b: Point) -> int:
-        return _cmp(a, b, self.tests)
-
-    @staticmethod
-    def _tau_t(exp: str, p: float) -> float | None:
-        return _r((1 - p) * MB_TAU) if exp in ("mixed", "text_only") else None
-
-    def get(self, exp: str, target: str | None, p: float, eval_domain: str) -> Point | None:
-        return self.points.get((exp, target, _r(p), self._tau_t(exp, p), eval_domain))
-
-    def ps(self, exp: str, target: str, eval_domain: str) -> set[float]:
-        """The p > 0 of the `exp` runs on `target` evaluated on `eval_domain` (mixed: at MB_TAU only)."""
-        return {
-            k[2]
-            for k in self.points
-            if k[:2] == (exp, target) and k[4] == eval_domain and k[2] > 0 and k[3] == self._tau_t(exp, k[2])
-        }
-
-    def run_id(self, exp: str, target: str | None, p: float = 0.0, tau: float | None = MB_TAU) -> str:
-        return run_id_for(
-            exp, self.preset, self.scale, self.seed, target, p, tau if exp in ("mixed", "text_only") else None
-        )
-
-    def evidence(self, target: str, system: str, p: float, pt: Point | None, **extra) -> list[dict]:
-        if pt is None:
-            return []
-        point = {"run_id": pt.run_id, "wer": pt.wer, "ci_low": pt.ci_low, "ci_high": pt.ci_high}
-        return [{"target": target, "system": system, "p": p, **extra, **point}]
-
-
-def _claim1(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
+def claim_1(runs: Runs, pub: pd.DataFrame, t: str) -> Judgement:
+    """Claim 1 on target `t` (Figure 2 at p = 0 and p = 1): text-only adaptation against the base model and
+    against standard fine-tuning on all the target audio (rule 1 of the module docstring)."""
     need = {"base": (None, 0.0), "text_only": (t, 0.0), "asr": (t, 1.0)}
     pts = {e: runs.get(e, tt, p, t) for e, (tt, p) in need.items()}
     missing = [f"{runs.run_id(e, tt, p)} on {t} test" for e, (tt, p) in need.items() if pts[e] is None]
     base, text, asr = pts["base"], pts["text_only"], pts["asr"]
     helps = runs.cmp(text, base) if text and base else 0
     gap = runs.cmp(asr, text) if asr and text else 0
-    why = f"text-only {_show(text)} vs base {_show(base)} and ASR p=1 {_show(asr)}"
-    mb_curve, asr_curve = _paper_curve(pub, t, "mb"), _paper_curve(pub, t, "asr")
+    why = f"text-only {show(text)} vs base {show(base)} and ASR p=1 {show(asr)}"
+    mb_curve, asr_curve = paper_curve(pub, t, "mb"), paper_curve(pub, t, "asr")
     b, x, a = asr_curve.get(0.0), mb_curve.get(0.0), asr_curve.get(1.0)
     if None not in (b, x, a):
         why += f" (paper: text-only {x:.2f}% vs base {b:.2f}% and ASR p=1 {a:.2f}%)"
     return Judgement(
-        _verdict(helps == 1 or gap == 1, missing, helps == -1 and gap == -1),
+        verdict_of(helps == 1 or gap == 1, missing, helps == -1 and gap == -1),
         why,
         missing,
         sum((runs.evidence(t, e, p, pts[e]) for e, (_, p) in need.items()), []),
-        _paper_rows(t, {("base", 0.0): b, ("text_only", 0.0): x, ("asr", 1.0): a}),
+        paper_rows(t, {("base", 0.0): b, ("text_only", 0.0): x, ("asr", 1.0): a}),
     )
 
 
-def _claim2(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
+def claim_2(runs: Runs, pub: pd.DataFrame, t: str) -> Judgement:
+    """Claim 2 on target `t` (Figure 2): the mixed batch with about 10% of the audio against standard
+    fine-tuning on all of it (rule 2)."""
     asr = runs.get("asr", t, 1.0, t)
     small = sorted(p for p in runs.ps("mixed", t, t) if SMALL_P[0] <= p <= SMALL_P[1])
     p_mb = small[0] if small else None
@@ -275,25 +111,25 @@ def _claim2(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
     c = runs.cmp(mb, asr) if mb and asr else 0
     held = mb is not None and asr is not None and mb.wer <= asr.ci_high
     why = f"MB p={p_mb:g} {mb}" if mb else f"MB at p in [{lo:g}, {hi:g}] missing"
-    why += f" vs ASR p=1 {_show(asr)}"
-    mb_curve, asr_curve = _paper_curve(pub, t, "mb"), _paper_curve(pub, t, "asr")
+    why += f" vs ASR p=1 {show(asr)}"
+    mb_curve, asr_curve = paper_curve(pub, t, "mb"), paper_curve(pub, t, "asr")
     paper_small = sorted(p for p in mb_curve if SMALL_P[0] <= p <= SMALL_P[1])
     pp = paper_small[0] if paper_small else None
     x, a = mb_curve.get(pp), asr_curve.get(1.0)
     if x is not None and a is not None:
         why += f" (paper: MB p={pp:g} {x:.2f}% vs ASR p=1 {a:.2f}%)"
     return Judgement(
-        _verdict(c == 1, missing, held),
+        verdict_of(c == 1, missing, held),
         why,
         missing,
         runs.evidence(t, "mixed", p_mb, mb) + runs.evidence(t, "asr", 1.0, asr),
-        _paper_rows(t, {("mixed", pp): x, ("asr", 1.0): a}),
+        paper_rows(t, {("mixed", pp): x, ("asr", 1.0): a}),
     )
 
 
-def _curves(runs: _Runs, pub: pd.DataFrame, t: str, domain: str, metric: str) -> Judgement:
+def _curves(runs: Runs, pub: pd.DataFrame, t: str, domain: str, metric: str) -> Judgement:
     """Claims 3 and 4: MB vs ASR at each p > 0 where either was evaluated on `domain`'s test set."""
-    mb_curve, asr_curve = _paper_curve(pub, t, "mb", metric), _paper_curve(pub, t, "asr", metric)
+    mb_curve, asr_curve = paper_curve(pub, t, "mb", metric), paper_curve(pub, t, "asr", metric)
     out = Judgement("inconclusive", "")
     cmps, parts = [], []
     for p in sorted(runs.ps("mixed", t, domain) | runs.ps("asr", t, domain)):
@@ -303,7 +139,7 @@ def _curves(runs: _Runs, pub: pd.DataFrame, t: str, domain: str, metric: str) ->
         ]
         out.evidence += runs.evidence(t, "mixed", p, mb, eval_domain=domain)
         out.evidence += runs.evidence(t, "asr", p, asr, eval_domain=domain)
-        out.paper += _paper_rows(
+        out.paper += paper_rows(
             t, {("mixed", p): mb_curve.get(p), ("asr", p): asr_curve.get(p)}, metric=metric
         )
         if mb and asr:
@@ -315,26 +151,29 @@ def _curves(runs: _Runs, pub: pd.DataFrame, t: str, domain: str, metric: str) ->
             )
             parts.append(f"p={p:g}: MB {mb} vs ASR {asr}{paper}")
     confirmed = bool(cmps) and all(lower for lower, _ in cmps) and any(c == -1 for _, c in cmps)
-    out.verdict = _verdict(any(c == 1 for _, c in cmps), out.missing, confirmed)
+    out.verdict = verdict_of(any(c == 1 for _, c in cmps), out.missing, confirmed)
     out.why = "; ".join(parts) or f"no MB and ASR pair evaluated on {domain} test"
     return out
 
 
-def _claim3(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
+def claim_3(runs: Runs, pub: pd.DataFrame, t: str) -> Judgement:
+    """Claim 3 on target `t` (Figure 2): the mixed batch against standard fine-tuning at each audio share (rule 3)."""
     return _curves(runs, pub, t, t, "target_wer")
 
 
-def _claim4(runs: _Runs, pub: pd.DataFrame, t: str) -> Judgement:
+def claim_4(runs: Runs, pub: pd.DataFrame, t: str) -> Judgement:
+    """Claim 4 on target `t` (Figure 3): forgetting, the rule of claim 3 on the source test set (rule 4)."""
     return _curves(runs, pub, t, runs.source, "source_wer")
 
 
-def _claim5(runs: _Runs, pub: pd.DataFrame) -> Judgement:
+def claim_5(runs: Runs, pub: pd.DataFrame) -> Judgement:
+    """Claim 5 (Figure 1): where the text-only tau_t sweep on Banking has its lowest WER (rule 5)."""
     t = SWEEP_TARGET
     sweep = {k[3]: pt for k, pt in runs.points.items() if k[:3] == ("text_only", t, 0.0) and k[4] == t}
     inside = {tt for tt in sweep if BEST_TAU_T[0] <= tt <= BEST_TAU_T[1]}
     outside = set(sweep) - inside
     out = Judgement("inconclusive", "")
-    if _r(MB_TAU) not in sweep:
+    if rounded(MB_TAU) not in sweep:
         out.missing.append(f"{runs.run_id('text_only', t)} on {t} test")
     if not outside:
         example = runs.run_id("text_only", t, tau=0.1)
@@ -353,12 +192,12 @@ def _claim5(runs: _Runs, pub: pd.DataFrame) -> Judgement:
         out.why = f"no text-only runs on {t}{paper}; missing: " + ", ".join(out.missing)
         return out
     best_tt = min(sweep, key=lambda tt: sweep[tt].wer)
-    best, mid = sweep[best_tt], sweep.get(_r(MB_TAU))
+    best, mid = sweep[best_tt], sweep.get(rounded(MB_TAU))
     if best_tt in inside:
         refuted, confirmed = False, any([runs.cmp(best, sweep[tt]) == -1 for tt in outside])
     else:
         refuted, confirmed = mid is not None and runs.cmp(best, mid) == -1, False
-    out.verdict = _verdict(refuted, out.missing, confirmed)
+    out.verdict = verdict_of(refuted, out.missing, confirmed)
     out.why = f"best tau_t={best_tt:g} at {best}"
     if mid is not None and mid is not best:
         out.why += f", tau_t={MB_TAU:g} at {mid}"
@@ -424,8 +263,8 @@ def evaluate_claims(
         empty = Judgement("inconclusive", "no test-set runs in the table (after filtering)")
         judged = dict.fromkeys(STATEMENTS, empty)
     else:
-        runs = _Runs(df, combo[0], combo[1], seeds, combo[2], records)
-        for n, judge in ((1, _claim1), (2, _claim2), (3, _claim3), (4, _claim4)):
+        runs = Runs(df, combo[0], combo[1], seeds, combo[2], records)
+        for n, judge in ((1, claim_1), (2, claim_2), (3, claim_3), (4, claim_4)):
             runs.tests = []
             per_target = {t: judge(runs, pub, t) for t in runs.targets}
             if n == 4:  # forgetting is measured only where a run was evaluated on the source test set
@@ -436,7 +275,7 @@ def evaluate_claims(
             )
             tests[n] = runs.tests
         runs.tests = []
-        judged[5] = _claim5(runs, pub)
+        judged[5] = claim_5(runs, pub)
         tests[5] = runs.tests
     return [
         {
@@ -466,7 +305,7 @@ def records_for(results_csv: str | Path) -> dict[str, dict]:
     return {}
 
 
-def _none_why(runs: _Runs, n: int) -> str:
+def _none_why(runs: Runs, n: int) -> str:
     if n != 4 or not runs.targets:
         return "no adapted runs in the table; missing: text-only, MB and ASR runs on a target domain"
     t = runs.targets[0]
