@@ -18,6 +18,7 @@ import time
 
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
 from mbasr.data.manifest import Utterance
+from mbasr.method.composition import shares_table
 from mbasr.method.corrupt import (
     PAPER_CORRUPTION,
     CorruptionConfig,
@@ -25,7 +26,7 @@ from mbasr.method.corrupt import (
     expected_rates,
     measure_rates,
 )
-from mbasr.method.mixed_batch import KINDS, SHARE_NAMES, MixedBatchSampler, shares_table
+from mbasr.method.mixed_batch import KINDS, SHARE_NAMES, MixedBatchSampler
 
 
 def corruption_table(domains: list[str], n: int, seed: int) -> list[dict]:

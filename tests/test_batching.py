@@ -8,12 +8,11 @@ from collections import Counter
 import pytest
 
 from mbasr.data.manifest import Utterance, subset
+from mbasr.method.composition import composition, measured_shares
 from mbasr.method.corrupt import CorruptionConfig, corrupt
 from mbasr.method.mixed_batch import (
     KINDS,
     MixedBatchSampler,
-    composition,
-    measured_shares,
     resolve_shares,
 )
 

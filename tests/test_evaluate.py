@@ -5,15 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from mbasr.evaluation.scoring import (
-    HALLUCINATION_TOKEN,
-    bootstrap_ci,
-    hallucination_guard,
-    normalize,
-    read_alignments,
-    save_alignments,
-    score,
-)
+from mbasr.evaluation.scoring import bootstrap_ci, read_alignments, save_alignments, score
+from mbasr.evaluation.wer_normalizer import HALLUCINATION_TOKEN, hallucination_guard, normalize
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from mbasr.config import DecodingConfig, load_preset
 from mbasr.data.manifest import Utterance
 from mbasr.model import LLMItem, build_model
 from mbasr.model.tokenizer import train_tokenizer
+from mbasr.report.gap_plots import plot_embedding_map, plot_layer_gap
 from mbasr.study.gap import (
     embedding_map,
     hypotheses_table,
@@ -26,8 +27,6 @@ from mbasr.study.gap import (
     n_layers,
     nearest_ids,
     nearest_tokens,
-    plot_embedding_map,
-    plot_layer_gap,
     reading_table,
     speech_items,
 )

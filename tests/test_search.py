@@ -18,15 +18,14 @@ from test_workflow import _snakemake
 import mbasr.io
 from mbasr.runs.adapt import _extra, adapt
 from mbasr.study.grid import NOTEBOOKS, expand_grid, read_lr_file, stage2_lrs
+from mbasr.study.lr_file import apply, render_lr_file
 from mbasr.study.results import make_record, read_records, validate_record, write_record
 from mbasr.study.search import (
     SCHEMA_ID,
-    apply,
     choose,
     load_config,
     main,
     read_search,
-    render_lr_file,
     search_jobs,
     search_path,
     search_spec,
