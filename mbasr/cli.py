@@ -10,6 +10,7 @@ mbasr results ...                                   records -> the tidy results 
 mbasr claims ...                                    the paper's claims judged (mbasr.study.claims)
 mbasr report ...                                    the report site's figures and pages (mbasr.report.site)
 mbasr publish ...                                   a workflow's results -> results/ (mbasr.report.publish)
+mbasr site W                                        a report site for work folder W (mbasr.report.work_site)
 mbasr nbtidy ...                                    an executed notebook made fit to publish
 """
 
@@ -62,6 +63,7 @@ DELEGATED = {
     "claims": "mbasr.study.claims",
     "report": "mbasr.report.site",
     "publish": "mbasr.report.publish",
+    "site": "mbasr.report.work_site",
     "nbtidy": "mbasr.report.nbtidy",
 }
 

@@ -454,3 +454,30 @@ def test_site_from_committed_results(tmp_path):
     fig2 = (site / "site" / "figure-2.html").read_text()
     assert shown_paper_values(fig2) == paper_values(("2", "2-low"))
     assert re.search(r'data-source="ours"', fig2), "the committed results draw no point of Figure 2"
+
+
+@needs_smalldocs
+@pytest.mark.slow
+def test_site_for_a_work_folder_renders_there_and_leaves_results_alone(tmp_path):
+    """`mbasr site W` (the last step of README's "Your own domain"): records in W/results -> a site in
+    W/site that renders, the committed results/ untouched."""
+    from mbasr.report.work_site import main as site_main
+
+    records = sorted((ROOT / "results" / "records").glob("*.json"))
+    if not records:
+        pytest.skip("no committed records to build from")
+    work = tmp_path / "W"
+    (work / "results").mkdir(parents=True)
+    for r in records:
+        shutil.copy(r, work / "results" / r.name)
+    before = (ROOT / "results" / "results.csv").read_bytes()
+    assert site_main([str(work)]) == 0
+    assert (work / "results" / "claims.json").exists() and (
+        work / "site" / "results" / "results.csv"
+    ).exists()
+    r = subprocess.run([SMALLDOCS, "render", "--strict", str(work / "site")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fig2 = (work / "site" / "_site" / "site" / "figure-2.html").read_text()
+    assert re.search(r'data-source="ours"', fig2)
+    assert (ROOT / "results" / "results.csv").read_bytes() == before
+    assert site_main([str(tmp_path / "nowhere")]) == 2  # no results folder: a message, exit 2
