@@ -116,7 +116,7 @@ def load_shards(root: Path) -> dict[str, torch.Tensor]:
             if bad:
                 raise SafetensorError(f"unsupported dtypes {bad}")
             tensors = _map_shard(file)
-        except (SafetensorError, OSError, ValueError) as e:
+        except (SafetensorError, ValueError) as e:  # the content is bad, not the disk or the process
             warnings.warn(
                 f"{file}: unreadable cache shard ({e}); deleted, its tensors are recomputed", stacklevel=3
             )
@@ -209,7 +209,10 @@ def encode_cached(
         for j, a in enumerate(audio):
             wavs[j, : len(a)] = a
         feats, n = encoder(wavs.to(device), lengths.to(device))  # (B, T, D), (B,)
-        return [f[:length].to("cpu", store_dtype) for f, length in zip(feats, n.tolist(), strict=True)]
+        # copies: a view would keep its whole padded batch alive until the shard is written
+        return [
+            f[:length].to("cpu", store_dtype, copy=True) for f, length in zip(feats, n.tolist(), strict=True)
+        ]
 
     bar = progress_bar(
         total=len(source), desc=f"encode {encoder.name}", unit="utt", disable=not progress or not source
@@ -248,7 +251,7 @@ def project_cached(
     def run(keys: list[str]) -> list[torch.Tensor]:
         x, lengths = pad_frames([frames[k] for k in keys])
         y, n = projector(x.to(device, p.dtype), lengths.to(device))  # (B, T', H), (B,)
-        return [row[:length].cpu() for row, length in zip(y, n.tolist(), strict=True)]
+        return [row[:length].to("cpu", copy=True) for row, length in zip(y, n.tolist(), strict=True)]
 
     bar = progress_bar(total=len(frames), desc="project", unit="utt", disable=not progress or not frames)
     _compute(root, {"proj": list(frames)} if frames else {}, run, batch_size, {"projector": identity}, bar)
