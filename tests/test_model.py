@@ -12,13 +12,16 @@ import pytest
 import soundfile as sf
 import torch
 from helpers import SMALLER, tiny_llama_config
+from peft import PeftModel
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, WavLMConfig, WhisperConfig
 
 from mbasr.config import ConfigError, load_preset
 from mbasr.data.manifest import Utterance
-from mbasr.model import LLMItem, build_model, load_model, load_trainable, save_trainable
+from mbasr.model import LLMItem, build_model, load_model, load_trainable, read_trainable, save_trainable
 from mbasr.model.cache import encode_cached, project_cached
 from mbasr.model.encoders import build_encoder
+from mbasr.model.llm import load_llm
 from mbasr.model.projector import ConcatProjector
 from mbasr.model.tokenizer import train_tokenizer
 
@@ -273,6 +276,7 @@ def _one(u: Utterance) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(wav)[None], torch.tensor([len(wav)])
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft's
 def test_checkpoint_roundtrip_and_loud_mismatch(model, cfg, tmp_path):
     model.set_trainable(["projector", "lora"])
     for p in model.projector.parameters():
@@ -280,19 +284,49 @@ def test_checkpoint_roundtrip_and_loud_mismatch(model, cfg, tmp_path):
     for n, p in model.llm.named_parameters():
         if "lora_B" in n:
             p.data.normal_()
-    save_trainable(model, cfg, tmp_path / "ckpt.pt", extra={"step": 3})
-    loaded, lcfg = load_model(tmp_path / "ckpt.pt")
-    assert lcfg == cfg
+    out = tmp_path / "model"
+    save_trainable(model, cfg, out, extra={"step": 3})
+    save_trainable(model, cfg, out, extra={"step": 3})  # over an existing folder
+    assert sorted(f.name for f in out.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "encoder.safetensors",  # SMALLER's encoder and LM are trained from scratch: they travel with it
+        "llm.safetensors",
+        "projector.safetensors",
+        "tokenizer",
+        "trainable.json",
+    ]
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temporary left behind
+    loaded, lcfg = load_model(out)
+    assert lcfg == cfg and read_trainable(out)["extra"] == {"step": 3}
     items = items_for(model, n=3)
     model.eval()
     loaded.eval()
     with torch.no_grad():
         assert torch.allclose(model(items), loaded(items))
+    # the adapter is peft's own: PeftModel.from_pretrained reads it onto the same base LM
+    base, _ = load_llm(cfg.llm, loaded.tokenizer)
+    base.load_state_dict(load_file(out / "llm.safetensors"))
+    again = PeftModel.from_pretrained(base, str(out))
+    got = dict(again.named_parameters())
+    assert all(torch.equal(p, got[n]) for n, p in model.llm.named_parameters() if "lora_" in n)
+
     other = load_preset("tiny", {**SMALLER, "projector.hidden": 32})
     with pytest.raises(
-        ValueError, match=r"part 'projector': shape mismatch .*linear1\.weight: \(64, 320\) vs \(32, 320\)"
+        ValueError,
+        match=r"model/projector\.safetensors: part 'projector': shape mismatch .*linear1\.weight: \(64, 320\) vs \(32, 320\)",
     ):
-        load_trainable(build_model(other, tokenizer=loaded.tokenizer), tmp_path / "ckpt.pt", other)
+        load_trainable(build_model(other, tokenizer=loaded.tokenizer), out, other)
+    alpha = load_preset("tiny", {**SMALLER, "lora.alpha": 2 * cfg.lora.alpha})
+    with pytest.raises(ValueError, match=r"adapter_config\.json: lora_alpha is"):
+        load_trainable(build_model(alpha, tokenizer=loaded.tokenizer), out, alpha)
+    blob = (out / "projector.safetensors").read_bytes()
+    (out / "projector.safetensors").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match=r"model/projector\.safetensors: not a readable safetensors file"):
+        load_trainable(model, out, cfg)
+    (tmp_path / "old.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"old\.pt: a checkpoint of an older mbasr version"):
+        load_model(tmp_path / "old")
 
 
 def test_small_preset_loads_local_folders_and_fails_loudly(tok_dir, tmp_path):

@@ -28,7 +28,7 @@ from mbasr.data import tts
 from mbasr.data.grammar import domain_grammar, generate_sentences
 from mbasr.data.manifest import Utterance
 from mbasr.method.mixed_batch import MixedBatchSampler
-from mbasr.model import build_model
+from mbasr.model import build_model, read_trainable
 from mbasr.model.cache import encode_cached
 from mbasr.model.decode import SlotInputs, evaluate, transcribe
 from mbasr.model.tokenizer import train_tokenizer
@@ -161,7 +161,7 @@ def test_micro_end_to_end_learns_to_transcribe_its_training_speech(tmp_path):
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
-    parts = torch.load(str(path), map_location="cpu", weights_only=True)["parts"]
+    parts = read_trainable(path)["parts"]
     return {f"{p}.{k}": v for p, d in parts.items() if d is not None for k, v in d.items()}
 
 

@@ -10,7 +10,7 @@ feature cache (`work_dir/cache/<encoder identity>/`), training is skipped when i
 resumed from its checkpoint otherwise, and each test set's evaluation is skipped when its result file
 exists. A run lives in `work_dir/base/<preset>-<source>-seed<seed>-<hash>/`, the hash covering the resolved
 config, the corpus and (tiny) the stage-0 weights:
-    stage1/         log.jsonl, checkpoint.pt, model.pt, done.json      (mbasr/training/loop.py)
+    stage1/         log.jsonl, checkpoint.pt, model/, done.json        (mbasr/training/loop.py)
     eval/           <domain>_test.jsonl (per utterance) and <domain>_test.json (summary)
     result.json     parameters, config, code version, WER and CI per test set, timings, paths
 """

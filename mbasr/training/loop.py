@@ -12,7 +12,7 @@ stage 2 adapts LoRA with a strategy of the mixed batch sampler), resumable and d
     checkpoint.pt    every `stage.checkpoint_every` steps (null: every epoch for an epoch-based stage, else
                      only at the end), written atomically: trained parameters, optimiser, schedule,
                      sampler step, RNG states, step, elapsed seconds, the resolved config
-    model.pt         the final model (`save_trainable`), then
+    model/           the final model (`save_trainable`: peft adapter + safetensors + trainable.json), then
     done.json        steps, seconds, final loss: the completion marker
 
 A run killed at any point (kill -9 included) and restarted with `resume=True` continues from its last
@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -48,7 +49,7 @@ from mbasr.model.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.progress import bar as progress_bar
 from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
 
-CHECKPOINT, LOG, MODEL, DONE = "checkpoint.pt", "log.jsonl", "model.pt", "done.json"
+CHECKPOINT, LOG, MODEL, DONE = "checkpoint.pt", "log.jsonl", "model", "done.json"
 # Deterministic cuBLAS needs this before its first use, so it is set on import (a no-op on CPU).
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
@@ -196,8 +197,9 @@ def train_stage(
         model.eval()
         return json.loads(done_path.read_text())
     if not resume:
-        for p in (ckpt_path, log_path, model_path, done_path):
+        for p in (ckpt_path, log_path, done_path):
             p.unlink(missing_ok=True)
+        shutil.rmtree(model_path, ignore_errors=True)
 
     projector_trained = "projector" in stage.train
     autocast = (
