@@ -4,7 +4,7 @@ into named notebook jobs, each with its notebook, its papermill parameters and t
     jobs = expand_grid(yaml.safe_load(open("workflow/grids/default.yaml")))
     jobs["tiny-default-s0-mixed-banking-p0.2-tau0.5"].notebook   # "06_mixed_batch.ipynb"
 
-Run jobs are named by their result record's run id (mbasr.study.results.run_id_for), so a record in
+Run jobs are named by their result record's run id (mbasr/runs/ids.py), so a record in
 `<work_dir>/results/` and a job of the grid always mean the same run.
 
 Stage-2 learning rates: a grid with `lr: 0.0` (or none) gives each strategy the lr chosen on dev sets by
@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from mbasr.study.results import id_number, lr_part, run_id_for
+from mbasr.runs.ids import adapt_run_id, base_run_id
+from mbasr.study.results import id_number
 from mbasr.vocab import STRATEGIES
 
 REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
@@ -74,26 +75,10 @@ NOTEBOOKS = {
 }
 
 
-def run_extra(
-    source_domain: str = "source",
-    steps: int = 0,
-    lr: float = 0.0,
-    default_lr: float = 0.0,
-    base_steps: int = 0,
-) -> tuple[str, ...]:
-    """Run-id parts of the settings away from the defaults, in mbasr.runs.adapt's order: another source domain,
-    a step budget, an lr other than the preset's `default_lr`, a base model's step budget."""
-    out = [f"src_{source_domain}"] if source_domain != "source" else []
-    out += [f"steps{int(steps)}"] if steps else []
-    out += list(lr_part(lr, default_lr)) if lr else []
-    out += [f"base{int(base_steps)}"] if base_steps else []
-    return tuple(out)
-
-
 def base_job_name(
     preset: str, scale: str, seed: int, source_domain: str = "source", base_steps: int = 0
 ) -> str:
-    return run_id_for("base", preset, scale, seed, extra=run_extra(source_domain, base_steps=base_steps))
+    return base_run_id(preset, scale, seed, source_domain, base_steps)
 
 
 @functools.cache
@@ -116,8 +101,10 @@ def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False,
         params.update(p=p, tau=tau)
     pc = run_common
     default = preset_lr(pc["preset"]) if pc.get("lr") else 0.0
-    extra = run_extra(pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"])
-    name = run_id_for(strategy, pc["preset"], pc["scale"], seed, target, p, tau, extra)
+    name = adapt_run_id(
+        strategy, pc["preset"], pc["scale"], seed, target, p, tau,
+        pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"],
+    )  # fmt: skip
     return Job(name, NOTEBOOKS[strategy], params, [base], record=True, files=list(files))
 
 
