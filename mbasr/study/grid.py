@@ -13,6 +13,10 @@ for none), from the entry made on the grid's preset, scale, source domain, steps
 without one keeps the preset's lr, and a note says so. A nonzero `lr` is every strategy's. Run ids name the
 lr only where it differs from the preset's (`-lr0.003`), so runs at the preset's lr keep their ids.
 
+A grid config is checked against a JSON schema (mbasr/study/grid_schema.py) before any work: an unknown key or a value of the wrong
+type fails naming the file and line it came from (`check_grid`; the Snakefile passes the config files it
+merged).
+
 Targets may be domains imported into the grid's work_dir (`mbasr import`, mbasr.data.domains; example:
 workflow/grids/your_domain.yaml): their manifests are inputs of their runs and of the base model's job
 (whose record scores every imported test set), so a re-import reruns them. An unknown target fails the
@@ -32,10 +36,10 @@ from typing import Any
 import yaml
 
 from mbasr.runs.ids import adapt_run_id, base_run_id
+from mbasr.study.grid_schema import check_grid
 from mbasr.study.results import id_number
 from mbasr.vocab import STRATEGIES
 
-REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
 ROOT = Path(__file__).resolve().parents[2]
 LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr search apply writes it)
 LR_MATCH = ("preset", "scale", "source_domain", "steps", "base_steps")  # what an entry of LR_FILE applies to
@@ -207,17 +211,10 @@ def _target_files(work_dir: str, targets: list[str | None]) -> dict[str, list[st
     return out
 
 
-def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
-    """All jobs of a grid config, in a valid running order; a bad config fails naming the key."""
-    missing = [k for k in REQUIRED if k not in config]
-    if missing:
-        raise ValueError(f"grid config: missing {missing} (see workflow/grids/default.yaml)")
-    for key in ("seeds", "targets", "p"):
-        if not isinstance(config[key], list) or not config[key]:
-            raise ValueError(f"grid config: {key} must be a non-empty list, got {config[key]!r}")
-    bad_p = [p for p in config["p"] if not 0 < float(p) <= 1]
-    if bad_p:
-        raise ValueError(f"grid config: p values {bad_p} outside (0, 1] (p = 0 is the base / text-only run)")
+def expand_grid(config: dict[str, Any], sources: list[str | Path] | tuple = ()) -> dict[str, Job]:
+    """All jobs of a grid config, in a valid running order; a bad config fails naming the key, and the
+    file and line among `sources` (the config files it was merged from) that set it (`check_grid`)."""
+    check_grid(config, sources)
     preset, scale, src, tau = config["preset"], config["scale"], config["source_domain"], float(config["tau"])
     steps, lr, base_steps = (
         int(config.get("steps") or 0),
