@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import needs_tts, needs_whisper
 
 from mbasr.config import PRESET_DIR
 from mbasr.runs.adapt import adapt
@@ -174,3 +175,24 @@ def test_adaptation_notebooks_fail_fast_naming_the_parameter(tmp_path, name, bad
         )
     print(f"{name} {bad}: failed in {time.perf_counter() - t0:.1f} s (kernel start included)")
     assert not work.exists()  # nothing was built
+
+
+@needs_whisper
+@needs_tts
+@pytest.mark.slow
+def test_a_preset_file_trains_inside_the_work_dir(micro, micro_work_dir, tmp_path):
+    """A preset given as a path outside the work folder: the base run and its record stay inside it."""
+    from test_train import _random_stage0
+
+    from mbasr.runs.adapt import base_record
+
+    preset = tmp_path / "presets" / "mytiny.yaml"
+    preset.parent.mkdir()
+    shutil.copy(PRESET_DIR / "tiny.yaml", preset)
+    run = dict(preset=str(preset), work_dir=micro_work_dir, scale="micro", stage0=_random_stage0(tmp_path))
+    res = base_model(**run, steps=2, progress=False)
+    assert res.run_dir.parent == micro_work_dir / "base" and res.run_dir.name.startswith(
+        "mytiny-source-seed0-"
+    )
+    rec = base_record(**run, base_steps=2, results_dir=tmp_path / "results", progress=False)
+    assert rec["run_id"] == "mytiny-micro-s0-base-base2" and rec["preset"] == "mytiny"
