@@ -160,7 +160,7 @@ class Config:
 # strict YAML -> dataclass conversion
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each dotted key path of a YAML mapping document to its 1-based line number."""
     lines: dict[tuple[str, ...], int] = {}
 
@@ -335,7 +335,7 @@ def load_preset(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     text = path.read_text(encoding="utf-8")
     try:
         raw = yaml.safe_load(text)
-        lines = _key_lines(text)
+        lines = key_lines(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
     ctx = _Ctx(str(path), lines)

@@ -90,3 +90,13 @@ def test_micro_grid_runs_end_to_end_and_resumes(tmp_path):
     # nothing changed: nothing to do
     again = _snakemake("--configfile", str(grid), "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_bad_grid_file_fails_naming_its_line(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    text = (ROOT / "workflow/grids/default.yaml").read_text().replace("base_steps: 0", "base_stpes: 0")
+    grid.write_text(text)
+    line = [ln.startswith("base_stpes") for ln in text.splitlines()].index(True) + 1
+    out = _snakemake("-n", "--configfile", str(grid), "--config", f"work_dir={tmp_path / 'w'}")
+    assert out.returncode != 0
+    assert f"{grid}:{line}: base_stpes: unknown key" in out.stdout + out.stderr

@@ -22,45 +22,40 @@ dev set), `record.json`. The record is also written to
 
 from __future__ import annotations
 
-from mbasr.vocab import MB_TAU, STRATEGIES
-
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from mbasr.runs.base import base_model, load_base
-from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.config import Config, load_preset
 from mbasr.data import domains
 from mbasr.data.corpus import Corpus
-from mbasr.model.decode import SlotInputs, evaluate
-from mbasr.evaluation.scoring import read_alignments
-from mbasr.study.grid import NOTEBOOKS, run_extra
 from mbasr.io import atomic_write_json, code_version, stable_hash
+from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.model import SpeechLLM, load_trainable
 from mbasr.model.cache import encode_cached
-from mbasr.study.results import eval_entry, make_record, run_id_for, write_record
-from mbasr.training.loop import LOG, MODEL, train_stage
+from mbasr.model.decode import SlotInputs, evaluate
+from mbasr.runs.base import base_model, load_base
+from mbasr.runs.base_scores import base_record  # noqa: F401 (the API notebooks import from here)
+from mbasr.runs.compare import compare, side_by_side  # noqa: F401 (idem)
+from mbasr.runs.ids import adapt_run_id, preset_label, run_extra
+from mbasr.runs.params import check_adapt, check_base
+from mbasr.runs.run import RunResult
+from mbasr.study.grid import NOTEBOOKS
+from mbasr.study.results import eval_entry, make_record, write_record
+from mbasr.training.loop import MODEL, train_stage
+from mbasr.vocab import MB_TAU
 
 RECORD = "record.json"
 
 
 @dataclass
-class AdaptResult:
+class AdaptResult(RunResult):
     """An adaptation run: its folder and its result record."""
 
-    run_dir: Path
-    record: dict[str, Any]
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / "stage2" / LOG
-
-    @property
-    def model_path(self) -> Path:
-        return self.run_dir / "stage2" / MODEL
+    record: dict[str, Any] = field(default_factory=dict)
+    STAGE: ClassVar[str] = "stage2"
 
     def wer(self, domain: str, split: str = "test") -> dict[str, Any]:
         for e in self.record["eval"]:
@@ -78,16 +73,7 @@ class AdaptResult:
 
     def examples(self, domain: str | None = None, split: str = "test", n: int = 5):
         """The first `n` utterances of a set (default: the target test set): reference and hypothesis."""
-        import pandas as pd
-
-        domain = domain or self.record["target_domain"]
-        rows = read_alignments(self.wer(domain, split)["alignments"])[:n]
-        return pd.DataFrame(
-            [
-                {"key": r["key"], "reference": r["ref_raw"], "hypothesis": r["hyp_raw"], "wer": r["wer"]}
-                for r in rows
-            ]
-        )
+        return self.example_rows(self.wer(domain or self.record["target_domain"], split)["alignments"], n)
 
     def load_model(self, device: str | None = None) -> tuple[SpeechLLM, Config]:
         """The adapted model (base model + this run's LoRA), frozen, in eval mode, and its config."""
@@ -115,21 +101,6 @@ def stage2_config(params: dict) -> Config:
     if params.get("lr"):
         over["stage2.lr"] = float(params["lr"])
     return load_preset(params["preset"], over)
-
-
-def _check(strategy: str, p: float, tau: float) -> None:
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy={strategy!r}: choose one of {STRATEGIES} (p = 0 without adaptation is the base model)"
-        )
-    if strategy == "text_only" and p != 0:
-        raise ValueError(
-            f"strategy='text_only' with p={p}: text-only adaptation uses no target audio; set p=0"
-        )
-    if strategy in ("mixed", "asr") and not 0 < p <= 1:
-        raise ValueError(f"strategy={strategy!r} with p={p}: the target audio share p must lie in (0, 1]")
-    if strategy != "asr" and not 0 < tau < 1:
-        raise ValueError(f"tau={tau}: the target share of a batch must lie in (0, 1) (paper: 0.5)")
 
 
 def adapt(
@@ -165,12 +136,11 @@ def adapt(
     choose on dev, never on test); `eval_test=False`: skip the target test set (the search's runs score the
     dev set only; a later call with the default decodes it, nothing else); `base_steps`, `overrides`,
     `stage0`: as for the base model. An `lr` equal to the preset's is the preset's run (same run id)."""
-    _check(strategy, p, tau)
-    if not (eval_test or eval_dev or eval_source):
-        raise ValueError("eval_test=False with neither eval_dev nor eval_source: nothing would be evaluated")
-    domains.require_target(  # before any heavy work
-        work_dir, target_domain, source_domain, need_dev=eval_dev, need_train_audio=p > 0
-    )
+    # every parameter, before any heavy work
+    check_base(preset, work_dir, seed, scale, source_domain, base_steps, overrides, stage0, device, progress,
+               steps_name="base_steps")  # fmt: skip
+    check_adapt(strategy, p, tau, target_domain, source_domain, work_dir, steps, lr, eval_source, eval_dev,
+                eval_test, results_dir, notebook, executed_notebook)  # fmt: skip
     t_all = time.perf_counter()
     params = {
         "preset": preset,
@@ -205,9 +175,8 @@ def adapt(
     cfg = stage2_config(params)
     default_lr = stage2_config(params | {"lr": None}).stage2.lr
     tau_t = None if strategy == "asr" else round((1.0 - p) * tau, 6)
-    run_id = run_id_for(
-        strategy, preset, scale, seed, target_domain, p, params["tau"], _extra(params, default_lr)
-    )
+    run_id = adapt_run_id(strategy, preset, scale, seed, target_domain, p, params["tau"], source_domain,
+                          steps, lr, default_lr, base_steps)  # fmt: skip
     identity = {
         "base": base.run_dir.name,
         "stage2": cfg.to_dict()["stage2"],
@@ -296,7 +265,7 @@ def adapt(
         experiment=strategy,
         notebook=notebook or NOTEBOOKS[strategy],
         executed_notebook=executed_notebook,
-        preset=preset,
+        preset=preset_label(preset),
         scale=scale,
         seed=seed,
         source_domain=source_domain,
@@ -324,8 +293,8 @@ def adapt(
 
 
 def _extra(params: dict, default_lr: float = 0.0) -> tuple[str, ...]:
-    """Run-id parts for settings away from the defaults (so such runs get their own record), as the grid
-    names its jobs (mbasr.study.grid.run_extra); an `lr` equal to the preset's `default_lr` adds none."""
+    """Run-id parts for settings away from the defaults (mbasr/runs/ids.py); an `lr` equal to the
+    preset's `default_lr` adds none."""
     return run_extra(
         params.get("source_domain", "source"),
         params.get("steps") or 0,
@@ -343,136 +312,3 @@ def _flat(timings: dict[str, Any]) -> dict[str, float]:
         else:
             out[k.removesuffix("_s")] = v
     return out
-
-
-def base_record(
-    preset: str = "tiny",
-    work_dir: str | Path = "runs",
-    seed: int = 0,
-    scale: str = "default",
-    source_domain: str = "source",
-    base_steps: int | None = None,
-    overrides: dict | None = None,
-    stage0: str | Path | None = None,
-    results_dir: str | Path | None = None,
-    notebook: str = "03_base_model.ipynb",
-    executed_notebook: str | None = None,
-    progress: bool = True,
-) -> dict:
-    """The base model's result record (p = 0 of standard fine-tuning: every test set), written to
-    `results_dir`; trains the base model first if needed."""
-    res = base_model(
-        preset, work_dir, seed, scale, source_domain, base_steps, overrides, stage0, progress=progress
-    )
-    r = res.result
-    # every test set of the corpus and of the domains imported into the work folder (a replaced name once)
-    imported = [d for d in domains.imported_domains(work_dir) if domains.has_test_audio(work_dir, d)]
-    entries = [eval_entry(d, "test", *base_eval(res, d)) for d in dict.fromkeys([*r["test_sets"], *imported])]
-    record = make_record(
-        run_id=run_id_for(
-            "base",
-            preset,
-            scale,
-            seed,
-            extra=_extra({"source_domain": source_domain, "base_steps": base_steps}),
-        ),
-        experiment="base",
-        notebook=notebook,
-        executed_notebook=executed_notebook,
-        preset=preset,
-        scale=scale,
-        seed=seed,
-        source_domain=source_domain,
-        target_domain=None,
-        p=0.0,
-        tau=None,
-        tau_t=None,
-        steps=r["train"]["steps"],
-        lr=r["config"]["stage1"]["lr"],
-        params=r["params"],
-        config=r["config"],
-        code_version=r["code_version"],
-        seconds={"train": r["train"]["seconds"]},
-        model_path=r["paths"]["model"],
-        eval=entries,
-    )
-    write_record(record, Path(results_dir) if results_dir else Path(work_dir) / "results")
-    return record
-
-
-def base_eval(base, domain: str, device: str | None = None, progress: bool = False) -> tuple[dict, Path]:
-    """The base model's WER summary on `domain`'s test set and its alignments file: the base run's own for
-    a corpus domain; for an imported one, decoded once into the base run's `eval/imported/`, named by the
-    domain's content (a re-import is decoded again)."""
-    r = base.result
-    work_dir = Path(r["params"]["work_dir"])
-    tag = domains.fingerprint(work_dir, domain)
-    if tag is None:
-        return r["wer"][domain], Path(r["paths"]["alignments"][domain])
-    out = base.run_dir / "eval" / "imported" / f"{domain}-{tag}_test.jsonl"
-    if not out.with_suffix(".json").exists():
-        params = r["params"]
-        kw = {
-            k: params[k] for k in ("preset", "seed", "scale", "source_domain", "steps", "overrides", "stage0")
-        }
-        model, cfg, _ = load_base(**kw, work_dir=work_dir, device=device, progress=progress)
-        corpus = Corpus(Path(r["corpus"]["root"]), r["corpus"]["params"])
-        utts = domains.load(corpus, work_dir, domain, "test", audio_only=True)
-        slots = SlotInputs(model, encode_cached(model.encoder, utts, work_dir / "cache", progress=progress))
-        evaluate(model, utts, slots, cfg.decoding, out_path=out, seed=cfg.seed, precision=cfg.precision,
-                 progress=progress)  # fmt: skip
-    return json.loads(out.with_suffix(".json").read_text()), out
-
-
-def _base_entry(base, domain: str) -> dict[str, Any]:
-    w, _ = base_eval(base, domain)
-    return {k: w[k] for k in ("wer", "ci_low", "ci_high", "n_utts")}
-
-
-def compare(systems: dict[str, Any], domains: list[str]):
-    """WER with CI of several systems (name -> AdaptResult or mbasr.runs.base.BaseResult) on the test sets of
-    `domains`: one row per (system, domain), in the given order (a system that was not evaluated on a
-    domain is left out)."""
-    import pandas as pd
-
-    rows = []
-    for name, res in systems.items():
-        for d in domains:
-            if isinstance(res, AdaptResult):
-                try:
-                    e = res.wer(d)
-                except KeyError:
-                    continue
-                w = {k: e[k] for k in ("wer", "ci_low", "ci_high", "n_utts")}
-            else:
-                w = _base_entry(res, d)
-            rows.append({"system": name, "domain": d, **w})
-    return pd.DataFrame(rows)
-
-
-def side_by_side(res: AdaptResult, base, n: int = 5, domain: str | None = None):
-    """The first `n` test utterances of `domain` (default: the target): reference, base model hypothesis
-    and adapted hypothesis, with each one's word errors."""
-    import pandas as pd
-
-    domain = domain or res.record["target_domain"]
-    ours = {r["key"]: r for r in read_alignments(res.wer(domain)["alignments"])}
-    theirs = read_alignments(base_eval(base, domain)[1])
-    rows = []
-    for r in theirs:
-        if r["key"] in ours and len(rows) < n:
-            a = ours[r["key"]]
-            rows.append(
-                {
-                    "reference": r["ref_raw"],
-                    "base model": r["hyp_raw"],
-                    "base errors": _errors(r),
-                    "adapted": a["hyp_raw"],
-                    "adapted errors": _errors(a),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _errors(row: dict) -> int:
-    return row["subs"] + row["ins"] + row["dels"]

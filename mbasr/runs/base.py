@@ -19,43 +19,37 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.config import Config, load_preset
-from mbasr.method.corrupt import PROJECTOR_MODES
 from mbasr.data.corpus import Corpus, load_split, prepare_corpus
 from mbasr.data.manifest import Utterance
-from mbasr.model.decode import SlotInputs, evaluate, transcribe
-from mbasr.evaluation.scoring import read_alignments
 from mbasr.io import atomic_write_json, code_version, file_hash, stable_hash
+from mbasr.method.corrupt import PROJECTOR_MODES
+from mbasr.method.mixed_batch import MixedBatchSampler
 from mbasr.model import SpeechLLM, build_model, load_trainable
 from mbasr.model.cache import encode_cached
+from mbasr.model.decode import SlotInputs, evaluate, transcribe
+from mbasr.runs.ids import base_dir_name
+from mbasr.runs.params import check_base
+from mbasr.runs.run import RunResult
 from mbasr.study.premises import base_premises, stage0_premises
-from mbasr.training.stage0 import DEFAULT_STAGE0, load_stage0, stage0_record
 from mbasr.training.loop import DONE, LOG, MODEL, train_stage
+from mbasr.training.stage0 import DEFAULT_STAGE0, load_stage0, stage0_record
 
 RESULT = "result.json"
 
 
 @dataclass
-class BaseResult:
+class BaseResult(RunResult):
     """A base-model run: its folder and its `result.json`."""
 
-    run_dir: Path
-    result: dict[str, Any]
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / "stage1" / LOG
-
-    @property
-    def model_path(self) -> Path:
-        return self.run_dir / "stage1" / MODEL
+    result: dict[str, Any] = field(default_factory=dict)
+    STAGE: ClassVar[str] = "stage1"
 
     def alignments_path(self, domain: str) -> Path:
         return self.run_dir / "eval" / f"{domain}_test.jsonl"
@@ -83,15 +77,7 @@ class BaseResult:
 
     def examples(self, domain: str, n: int = 5):
         """The first `n` test utterances of `domain`: reference and hypothesis (raw), and their WER."""
-        import pandas as pd
-
-        rows = read_alignments(self.alignments_path(domain))[:n]
-        return pd.DataFrame(
-            [
-                {"key": r["key"], "reference": r["ref_raw"], "hypothesis": r["hyp_raw"], "wer": r["wer"]}
-                for r in rows
-            ]
-        ).set_index("key")
+        return self.example_rows(self.alignments_path(domain), n).set_index("key")
 
 
 def resolve_config(preset: str, seed: int, steps: int | None, overrides: dict | None) -> Config:
@@ -126,6 +112,7 @@ def _run(
     progress: bool,
     want_model: bool,
 ) -> tuple[BaseResult, SpeechLLM | None, Config]:
+    check_base(preset, work_dir, seed, scale, source_domain, steps, overrides, stage0, device, progress)
     timings: dict[str, Any] = {}
     t = time.perf_counter()
     work_dir = Path(work_dir)
@@ -151,7 +138,7 @@ def _run(
         "source_domain": source_domain,
         "stage0": file_hash(stage0_path) if cfg.stage0 is not None else None,
     }
-    run_dir = work_dir / "base" / f"{preset}-{source_domain}-seed{seed}-{stable_hash(identity, 10)}"
+    run_dir = work_dir / "base" / base_dir_name(preset, source_domain, seed, stable_hash(identity, 10))
     result_path = run_dir / RESULT
     if result_path.exists() and not want_model:
         return BaseResult(run_dir, json.loads(result_path.read_text())), None, cfg

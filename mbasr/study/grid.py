@@ -4,7 +4,7 @@ into named notebook jobs, each with its notebook, its papermill parameters and t
     jobs = expand_grid(yaml.safe_load(open("workflow/grids/default.yaml")))
     jobs["tiny-default-s0-mixed-banking-p0.2-tau0.5"].notebook   # "06_mixed_batch.ipynb"
 
-Run jobs are named by their result record's run id (mbasr.study.results.run_id_for), so a record in
+Run jobs are named by their result record's run id (mbasr/runs/ids.py), so a record in
 `<work_dir>/results/` and a job of the grid always mean the same run.
 
 Stage-2 learning rates: a grid with `lr: 0.0` (or none) gives each strategy the lr chosen on dev sets by
@@ -12,6 +12,10 @@ the learning-rate search (mbasr/study/search.py), read from `LR_FILE` (`stage2_l
 for none), from the entry made on the grid's preset, scale, source domain, steps and base steps; a strategy
 without one keeps the preset's lr, and a note says so. A nonzero `lr` is every strategy's. Run ids name the
 lr only where it differs from the preset's (`-lr0.003`), so runs at the preset's lr keep their ids.
+
+A grid config is checked against a JSON schema (mbasr/study/grid_schema.py) before any work: an unknown key or a value of the wrong
+type fails naming the file and line it came from (`check_grid`; the Snakefile passes the config files it
+merged).
 
 Targets may be domains imported into the grid's work_dir (`mbasr import`, mbasr.data.domains; example:
 workflow/grids/your_domain.yaml): their manifests are inputs of their runs and of the base model's job
@@ -31,10 +35,11 @@ from typing import Any
 
 import yaml
 
-from mbasr.study.results import id_number, lr_part, run_id_for
+from mbasr.runs.ids import adapt_run_id, base_run_id
+from mbasr.study.grid_schema import check_grid
+from mbasr.study.results import id_number
 from mbasr.vocab import STRATEGIES
 
-REQUIRED = ("preset", "scale", "work_dir", "seeds", "source_domain", "targets", "tau", "p")
 ROOT = Path(__file__).resolve().parents[2]
 LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr search apply writes it)
 LR_MATCH = ("preset", "scale", "source_domain", "steps", "base_steps")  # what an entry of LR_FILE applies to
@@ -74,26 +79,10 @@ NOTEBOOKS = {
 }
 
 
-def run_extra(
-    source_domain: str = "source",
-    steps: int = 0,
-    lr: float = 0.0,
-    default_lr: float = 0.0,
-    base_steps: int = 0,
-) -> tuple[str, ...]:
-    """Run-id parts of the settings away from the defaults, in mbasr.runs.adapt's order: another source domain,
-    a step budget, an lr other than the preset's `default_lr`, a base model's step budget."""
-    out = [f"src_{source_domain}"] if source_domain != "source" else []
-    out += [f"steps{int(steps)}"] if steps else []
-    out += list(lr_part(lr, default_lr)) if lr else []
-    out += [f"base{int(base_steps)}"] if base_steps else []
-    return tuple(out)
-
-
 def base_job_name(
     preset: str, scale: str, seed: int, source_domain: str = "source", base_steps: int = 0
 ) -> str:
-    return run_id_for("base", preset, scale, seed, extra=run_extra(source_domain, base_steps=base_steps))
+    return base_run_id(preset, scale, seed, source_domain, base_steps)
 
 
 @functools.cache
@@ -116,8 +105,10 @@ def run_job(strategy, target, p, tau, seed, run_common, base, eval_source=False,
         params.update(p=p, tau=tau)
     pc = run_common
     default = preset_lr(pc["preset"]) if pc.get("lr") else 0.0
-    extra = run_extra(pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"])
-    name = run_id_for(strategy, pc["preset"], pc["scale"], seed, target, p, tau, extra)
+    name = adapt_run_id(
+        strategy, pc["preset"], pc["scale"], seed, target, p, tau,
+        pc["source_domain"], pc["steps"], pc.get("lr") or 0.0, default, pc["base_steps"],
+    )  # fmt: skip
     return Job(name, NOTEBOOKS[strategy], params, [base], record=True, files=list(files))
 
 
@@ -220,17 +211,10 @@ def _target_files(work_dir: str, targets: list[str | None]) -> dict[str, list[st
     return out
 
 
-def expand_grid(config: dict[str, Any]) -> dict[str, Job]:
-    """All jobs of a grid config, in a valid running order; a bad config fails naming the key."""
-    missing = [k for k in REQUIRED if k not in config]
-    if missing:
-        raise ValueError(f"grid config: missing {missing} (see workflow/grids/default.yaml)")
-    for key in ("seeds", "targets", "p"):
-        if not isinstance(config[key], list) or not config[key]:
-            raise ValueError(f"grid config: {key} must be a non-empty list, got {config[key]!r}")
-    bad_p = [p for p in config["p"] if not 0 < float(p) <= 1]
-    if bad_p:
-        raise ValueError(f"grid config: p values {bad_p} outside (0, 1] (p = 0 is the base / text-only run)")
+def expand_grid(config: dict[str, Any], sources: list[str | Path] | tuple = ()) -> dict[str, Job]:
+    """All jobs of a grid config, in a valid running order; a bad config fails naming the key, and the
+    file and line among `sources` (the config files it was merged from) that set it (`check_grid`)."""
+    check_grid(config, sources)
     preset, scale, src, tau = config["preset"], config["scale"], config["source_domain"], float(config["tau"])
     steps, lr, base_steps = (
         int(config.get("steps") or 0),
