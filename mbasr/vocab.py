@@ -41,13 +41,14 @@ STRATEGY = {
 }
 SHORT = {"base": "base", "text_only": "text-only", "mixed": "MB", "asr": "ASR", "mb": "MB"}
 SYMBOL = {"tau_t": "τ_t", "tau_a": "τ_a", "tau": "τ", "sigma_a": "σ_a", "sigma_t": "σ_t", "sigma_ta": "σ_ta"}
-# The notebook each strategy runs (notebooks/): a run's executed notebook says its strategy by its source
-NOTEBOOK_STRATEGY = {
-    "03_base_model": "base",
-    "04_text_only": "text_only",
-    "05_asr_finetune": "asr",
-    "06_mixed_batch": "mixed",
+# The notebook each stage-2 strategy runs (notebooks/), and each notebook's system: a run's executed notebook
+# says its strategy by its source
+NOTEBOOKS = {
+    "text_only": "04_text_only.ipynb",
+    "asr": "05_asr_finetune.ipynb",
+    "mixed": "06_mixed_batch.ipynb",
 }
+NOTEBOOK_STRATEGY = {"03_base_model": "base", **{Path(nb).stem: s for s, nb in NOTEBOOKS.items()}}
 
 
 def domain(name) -> str:

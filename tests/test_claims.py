@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mbasr.runs.ids import run_id_for
 from mbasr.study.claims import evaluate_claims, main
-from mbasr.study.results import COLUMNS, run_id_for, write_table
+from mbasr.study.results import COLUMNS, write_table
 from mbasr.vocab import load_paper
 
 HALF = 0.002  # CI half-width: narrow enough that 1-point WER differences are significant

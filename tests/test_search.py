@@ -17,7 +17,7 @@ from test_workflow import _snakemake
 
 import mbasr.io
 from mbasr.runs.adapt import _extra, adapt
-from mbasr.study.grid import NOTEBOOKS, expand_grid, read_lr_file, stage2_lrs
+from mbasr.study.grid import expand_grid, read_lr_file, stage2_lrs
 from mbasr.study.lr_file import apply, render_lr_file
 from mbasr.study.results import make_record, read_records, validate_record, write_record
 from mbasr.study.search import (
@@ -32,6 +32,7 @@ from mbasr.study.search import (
     select,
     write_search,
 )
+from mbasr.vocab import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGY_OF = {nb: s for s, nb in NOTEBOOKS.items()}

@@ -42,10 +42,9 @@ from mbasr.runs.compare import compare, side_by_side  # noqa: F401 (idem)
 from mbasr.runs.ids import adapt_run_id, preset_label, run_extra
 from mbasr.runs.params import check_adapt, check_base
 from mbasr.runs.run import RunResult
-from mbasr.study.grid import NOTEBOOKS
 from mbasr.study.results import eval_entry, make_record, write_record
 from mbasr.training.loop import MODEL, train_stage
-from mbasr.vocab import MB_TAU
+from mbasr.vocab import MB_TAU, NOTEBOOKS
 
 RECORD = "record.json"
 

@@ -18,9 +18,48 @@ from pathlib import Path
 
 from mbasr.config import PRESET_DIR
 from mbasr.io import file_hash
-from mbasr.study.results import lr_part, run_id_for
 
 _LABEL = re.compile(r"[^A-Za-z0-9._]+")
+RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a run id is also a file name
+
+
+def id_number(x: float) -> str:
+    """A number as run ids and file names write it: 0.1 -> `0.1`, 1.0 -> `1`."""
+    return f"{x:g}"
+
+
+def run_id_for(
+    experiment: str,
+    preset: str,
+    scale: str,
+    seed: int,
+    target_domain: str | None = None,
+    p: float = 0.0,
+    tau: float | None = None,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """A readable, stable run id: `tiny-default-s0-base`, `tiny-default-s0-mixed-banking-p0.2-tau0.5`.
+    `tau` is the batch's target share (for text-only runs also the target-text share tau_t); `extra`
+    appends parts that tell apart runs the rest does not (another source domain, a step budget)."""
+    parts = [preset, scale, f"s{seed}", experiment]
+    if experiment != "base":
+        parts += [str(target_domain), f"p{id_number(p)}"]
+        if tau is not None:
+            parts.append(f"tau{id_number(tau)}")
+    run_id = "-".join([*parts, *extra])
+    if not re.match(RUN_ID, run_id) or "/" in run_id:
+        raise ValueError(f"run id {run_id!r}: parts may hold only letters, digits, '.', '_' and '-'")
+    return run_id
+
+
+def lr_part(lr: float | None, default_lr: float) -> tuple[str, ...]:
+    """The run-id part of a stage-2 learning rate (for `run_id_for`'s `extra`): `("lr0.003",)` when `lr` is
+    given and differs from the preset's `default_lr`, else none, so a run at the preset's lr has one id
+    however its lr was given (None, 0, or the value itself)."""
+    if not lr or math.isclose(float(lr), float(default_lr), rel_tol=1e-9):
+        return ()
+    return (f"lr{id_number(float(lr))}",)
+
 
 
 def preset_label(preset: str | Path) -> str:

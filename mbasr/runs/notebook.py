@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mbasr.runs.params import ParamError, check_adapt, check_base, json_param, notebook_params
-from mbasr.study.grid import NOTEBOOKS
+from mbasr.vocab import NOTEBOOKS
 
 TITLES = {"text_only": "text-only", "asr": "standard fine-tuning", "mixed": "mixed batch"}
 SHARED = (

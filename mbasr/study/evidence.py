@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mbasr.evaluation.scoring import bootstrap_ci, paired_bootstrap
-from mbasr.study.results import run_id_for
+from mbasr.runs.ids import run_id_for
 from mbasr.vocab import MB_TAU
 
 PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source

@@ -35,10 +35,9 @@ from typing import Any
 
 import yaml
 
-from mbasr.runs.ids import adapt_run_id, base_run_id
+from mbasr.runs.ids import adapt_run_id, base_run_id, id_number
 from mbasr.study.grid_schema import check_grid
-from mbasr.study.results import id_number
-from mbasr.vocab import STRATEGIES
+from mbasr.vocab import NOTEBOOKS, STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 LR_FILE = "workflow/grids/stage2_lr.yaml"  # the chosen stage-2 lrs (python -m mbasr search apply writes it)
@@ -70,13 +69,6 @@ def base_inputs(preset: str) -> list[str]:
     if (yaml.safe_load(path.read_text()) or {}).get("stage0") is not None:
         files.append(str(DEFAULT_STAGE0))
     return files
-
-
-NOTEBOOKS = {
-    "text_only": "04_text_only.ipynb",
-    "asr": "05_asr_finetune.ipynb",
-    "mixed": "06_mixed_batch.ipynb",
-}
 
 
 def base_job_name(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ import pandas as pd
 
 from mbasr.evaluation.scoring import read_alignments
 from mbasr.io import atomic_write_json, atomic_write_text, code_version, library_versions
+from mbasr.runs.ids import RUN_ID, run_id_for
 
 SCHEMA_ID = "mbasr.result/1"
 CLAIMS_FILE = "claims.json"  # written beside the records by the workflow (mbasr.study.claims), not a record
@@ -65,7 +65,6 @@ _NULL_STR = {"type": ["string", "null"]}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
 _NULL_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _RATE = {"type": "number", "minimum": 0}
-_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a run id is also a file name
 
 EVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -101,7 +100,7 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_ID},
-        "run_id": {"type": "string", "pattern": _ID},
+        "run_id": {"type": "string", "pattern": RUN_ID},
         "experiment": {"enum": list(EXPERIMENTS)},
         "notebook": {"type": "string", "minLength": 1},
         "executed_notebook": _NULL_STR,
@@ -202,44 +201,6 @@ def validate_record(rec: Any, where: str = "") -> None:
         msgs = [f"field {f}: {m}" for f, m in _semantic_errors(rec)]
     if msgs:
         raise ValueError(f"{where}not a valid {SCHEMA_ID} result record:\n  " + "\n  ".join(msgs))
-
-
-def id_number(x: float) -> str:
-    """A number as run ids and file names write it: 0.1 -> `0.1`, 1.0 -> `1`."""
-    return f"{x:g}"
-
-
-def run_id_for(
-    experiment: str,
-    preset: str,
-    scale: str,
-    seed: int,
-    target_domain: str | None = None,
-    p: float = 0.0,
-    tau: float | None = None,
-    extra: tuple[str, ...] = (),
-) -> str:
-    """A readable, stable run id: `tiny-default-s0-base`, `tiny-default-s0-mixed-banking-p0.2-tau0.5`.
-    `tau` is the batch's target share (for text-only runs also the target-text share tau_t); `extra`
-    appends parts that tell apart runs the rest does not (another source domain, a step budget)."""
-    parts = [preset, scale, f"s{seed}", experiment]
-    if experiment != "base":
-        parts += [str(target_domain), f"p{id_number(p)}"]
-        if tau is not None:
-            parts.append(f"tau{id_number(tau)}")
-    run_id = "-".join([*parts, *extra])
-    if not re.match(_ID, run_id) or "/" in run_id:
-        raise ValueError(f"run id {run_id!r}: parts may hold only letters, digits, '.', '_' and '-'")
-    return run_id
-
-
-def lr_part(lr: float | None, default_lr: float) -> tuple[str, ...]:
-    """The run-id part of a stage-2 learning rate (for `run_id_for`'s `extra`): `("lr0.003",)` when `lr` is
-    given and differs from the preset's `default_lr`, else none, so a run at the preset's lr has one id
-    however its lr was given (None, 0, or the value itself)."""
-    if not lr or math.isclose(float(lr), float(default_lr), rel_tol=1e-9):
-        return ()
-    return (f"lr{id_number(float(lr))}",)
 
 
 def eval_entry(domain: str, split: str, result: Any, alignments: str | Path | None = None) -> dict[str, Any]:

@@ -38,7 +38,6 @@ from mbasr.io import atomic_write_json, code_version
 from mbasr.study import lr_file
 from mbasr.study.grid import (
     LR_FILE,
-    NOTEBOOKS,
     ROOT,
     Job,
     base_job_name,
@@ -47,7 +46,7 @@ from mbasr.study.grid import (
     run_job,
 )
 from mbasr.study.results import SEARCH_FILE, validate_record
-from mbasr.vocab import STRATEGIES
+from mbasr.vocab import NOTEBOOKS, STRATEGIES
 
 SCHEMA_ID = "mbasr.study.search/1"
 DEFAULT_CONFIGS = ("workflow/grids/default.yaml", "workflow/grids/search.yaml")
