@@ -80,6 +80,7 @@ SCALES: dict[str, dict] = {
 # The source's sentences by grammar: generic customer service, and banking calls (held apart from the
 # banking target's sentences), as the paper's source holds Banking beside Insurance and Healthcare.
 SOURCE_MIX = {"source": 2 / 3, "banking": 1 / 3}
+SHOW_MISMATCHES = 20  # files named when a reused corpus differs from its build (the rest counted)
 _DATA_ROOT = GRAMMAR_DIR.parent
 
 
@@ -248,8 +249,10 @@ def prepare_corpus(
                 print(f"corpus ready: {root} (unchanged parameters, every file as built, nothing to do)")
             return corpus
         # never trusted: what differs is named, discarded and made again (intact audio is reused)
+        shown = [f"  {m}" for m in differ[:SHOW_MISMATCHES]]
+        shown += [f"  ... and {len(differ) - SHOW_MISMATCHES} more"] if len(differ) > SHOW_MISMATCHES else []
         print(f"corpus {root}: {len(differ)} file(s) differ from the build; rebuilding:", file=sys.stderr)
-        print("\n".join(f"  {m}" for m in differ), file=sys.stderr)
+        print("\n".join(shown), file=sys.stderr)
         integrity.discard(root, differ)
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()

@@ -56,7 +56,8 @@ def _digests(paths: list[Path]) -> list[tuple[int, str] | None]:
 def write_marker(root: Path, manifests: dict[str, list[Utterance]]) -> None:
     """Record every file of the corpus at `root` (manifests by file name, with their utterances) and
     mark it complete. Written last: a corpus without it is not complete."""
-    own = sorted(p for p in root.iterdir() if p.is_file() and p.name != MARKER)
+    # (not a temporary file an interrupted atomic write left behind)
+    own = sorted(p for p in root.iterdir() if p.is_file() and p.name != MARKER and not p.name.startswith("."))
     audio: dict[str, dict] = {}
     for utts in manifests.values():
         for u in utts:
