@@ -195,3 +195,17 @@ def test_marker_without_record_is_not_trusted(micro, tmp_path, capsys):
     assert "no record of the built files" in capsys.readouterr().err
     stats = json.loads((root / "stats.json").read_text())
     assert (stats["splits"], stats["gap"]) == (micro.stats["splits"], micro.stats["gap"])
+
+
+@needs_tts
+def test_cache_file_cut_short_is_not_taken_by_another_corpus(micro, tmp_path):
+    """A new corpus sharing audio with a built one checks each cached file against the size the built
+    one recorded: a file cut short since is made again, not taken into the new corpus."""
+    root = _copy_corpus(micro, tmp_path)
+    utt = load_split(Corpus(root, micro.params), "source", "test")[0]
+    original = Path(utt.source).read_bytes()
+    tts.write_wav(utt.source, tts.read_wav(utt.source)[0][:480])
+    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=False)
+    assert other.root != root and other.stats["synthesised_utterances"] == 1
+    assert load_split(other, "source", "test")[0].duration == utt.duration
+    assert Path(utt.source).read_bytes() == original

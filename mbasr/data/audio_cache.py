@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class AudioJob:
     condition: str
     path: str
     noise_seed: int  # the condition's randomness, from the content hash alone
+    size: int | None = None  # the file's size in bytes as a built corpus recorded it, when one did
 
 
 def plan_audio(
@@ -69,9 +70,10 @@ def synth_job(job: AudioJob) -> tuple[str, float]:
     """Synthesise one utterance into its cache file (if not there yet); returns (key, duration).
 
     Cache files are written without a per-file fsync (`synthesize_all` syncs once at the end); one left
-    unreadable by a crash before that sync is made again."""
+    unreadable by a crash before that sync is made again, and so is one whose size is not the one a
+    built corpus recorded for it (cut short or damaged since)."""
     path = Path(job.path)
-    if path.exists():
+    if _cached(job):
         try:
             info = sf.info(str(path))
             if info.frames > 0:
@@ -84,6 +86,25 @@ def synth_job(job: AudioJob) -> tuple[str, float]:
     return job.key, len(wave) / 16000.0
 
 
+def _cached(job: AudioJob) -> bool:
+    try:
+        size = os.stat(job.path).st_size
+    except FileNotFoundError:
+        return False
+    return job.size is None or size == job.size
+
+
+def with_recorded_sizes(jobs: list[AudioJob], recorded: dict[str, int]) -> list[AudioJob]:
+    """`jobs` with the sizes built corpora recorded for their cache files (`integrity.recorded_sizes`,
+    by absolute path): a cached file of another size is made again."""
+    return [replace(j, size=recorded.get(os.path.abspath(j.path))) for j in jobs]
+
+
+def to_make(jobs: list[AudioJob]) -> int:
+    """How many of `jobs` have no usable cache file."""
+    return sum(not _cached(j) for j in jobs)
+
+
 def synthesize_all(
     jobs: list[AudioJob], processes: int, desc: str, progress: bool = True, chunksize: int = 16
 ) -> dict[str, float]:
@@ -92,7 +113,7 @@ def synthesize_all(
     durations: dict[str, float] = {}
     if not jobs:
         return durations
-    new = sum(not Path(j.path).exists() for j in jobs)
+    new = to_make(jobs)
     with worker_pool(min(processes, len(jobs))) as ex:
         it = ex.map(synth_job, jobs, chunksize=chunksize)
         for key, dur in progress_bar(it, total=len(jobs), desc=desc, disable=not progress, mininterval=5):

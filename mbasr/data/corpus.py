@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mbasr.data import acoustics, integrity, tts
-from mbasr.data.audio_cache import AudioJob, plan_audio, synthesize_all
+from mbasr.data.audio_cache import AudioJob, plan_audio, synthesize_all, to_make, with_recorded_sizes
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
 from mbasr.data.manifest import SPLITS, Utterance, read_manifest, total_hours, write_manifest
 from mbasr.data.workers import n_processes
@@ -289,7 +289,9 @@ def prepare_corpus(
         plan[(d, split)] = plan_audio(d, split, sents, voices, conds[d], seed, audio_dir)
     with_audio = set(audio_domains) if audio_domains is not None else {d for d, _ in plan}
     all_jobs = [j for (d, _), js in plan.items() if d in with_audio for j in js]
-    todo = sum(not Path(j.path).exists() for j in all_jobs)
+    # checked against what other corpora of the work folder recorded of the audio they share with this one
+    all_jobs = with_recorded_sizes(all_jobs, integrity.recorded_sizes(work_dir))
+    todo = to_make(all_jobs)
     n_proc = n_processes(jobs)
     durations = synthesize_all(all_jobs, n_proc, f"audio ({todo} to synthesise)", progress)
 

@@ -24,8 +24,8 @@ from dataclasses import replace as with_fields
 from functools import partial
 from pathlib import Path
 
-from mbasr.data import acoustics, tts
-from mbasr.data.audio_cache import plan_audio, synthesize_all
+from mbasr.data import acoustics, integrity, tts
+from mbasr.data.audio_cache import plan_audio, synthesize_all, with_recorded_sizes
 from mbasr.data.byod import FORMATS, ImportReport, check_parameters, import_data
 from mbasr.data.corpus import (
     DOMAINS,
@@ -188,6 +188,7 @@ def synthesize_lines(
         Path(work_dir) / "audio",
     )
     desc = f"speaking {domain} {split}"
+    plan = with_recorded_sizes(plan, integrity.recorded_sizes(Path(work_dir)))
     durations = synthesize_all(plan, n_processes(jobs), desc, progress=progress, chunksize=8)
     out = list(utts)
     for i, job in zip(todo, plan, strict=True):

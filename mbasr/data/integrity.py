@@ -130,3 +130,22 @@ def discard(root: Path, mismatches: list[Mismatch]) -> None:
     for m in mismatches:
         if m.audio:
             m.path.unlink(missing_ok=True)
+
+
+def recorded_sizes(work_dir: Path) -> dict[str, int]:
+    """The size every built corpus of `work_dir` recorded for each cache file it uses, by absolute path
+    (a file two records disagree on is left out): what a new build checks a cache hit against."""
+    sizes: dict[str, int] = {}
+    disputed: set[str] = set()
+    for marker in sorted(Path(work_dir).glob(f"corpus/*/{MARKER}")):
+        try:
+            rec = json.loads(marker.read_text(encoding="utf-8") or "{}")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if rec.get("version") != RECORD_VERSION:
+            continue
+        for rel, r in rec["audio"].items():
+            path = os.path.abspath(marker.parent / rel)
+            if sizes.setdefault(path, r["size"]) != r["size"]:
+                disputed.add(path)
+    return {p: n for p, n in sizes.items() if p not in disputed}
