@@ -4,9 +4,13 @@ as a notebook kernel is), and nothing goes on writing into its work folder."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import needs_tts
 from orphans import survivors
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux child subreaper counts")
 
 BUILD = "from mbasr.data.corpus import prepare_corpus\nprepare_corpus({work!r}, scale='micro', jobs=2, progress=False)"
 SPEAK = """
