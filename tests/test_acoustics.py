@@ -148,3 +148,21 @@ def test_smooth_noise_is_slow():
 
 def test_every_condition_has_a_cache_version():
     assert set(A.CONDITION_VERSIONS) == set(A.CONDITIONS)
+
+
+def test_generic_does_not_depend_on_torch_threads():
+    """torch's FFTs give other samples on other thread counts: the generic channel runs on one thread,
+    so the general pool's audio is the same on every machine (and the caller's setting is kept)."""
+    import torch
+
+    x = np.random.default_rng(1).standard_normal(16000 * 3).astype(np.float32) * 0.1
+    threads = torch.get_num_threads()
+    try:
+        out = {}
+        for n in (1, 4):
+            torch.set_num_threads(n)
+            out[n] = [A.generic(x, np.random.default_rng(s)) for s in range(8)]
+            assert torch.get_num_threads() == n
+    finally:
+        torch.set_num_threads(threads)
+    assert all(np.array_equal(a, b) for a, b in zip(out[1], out[4], strict=True))

@@ -9,7 +9,8 @@ import pytest
 from conftest import needs_tts
 
 from mbasr.data import tts
-from mbasr.data.corpus import DOMAINS, GENERAL, SCALES, load_split, prepare_corpus
+from mbasr.data.audio_cache import plan_audio, synth_job
+from mbasr.data.corpus import DOMAINS, GENERAL, SCALES, Corpus, load_split, prepare_corpus
 from mbasr.data.manifest import read_manifest, subset
 
 
@@ -54,8 +55,16 @@ def test_rebuild_is_a_noop(micro, capsys):
 
 @needs_tts
 def test_same_seed_same_text_and_audio(micro, tmp_path, capsys):
-    """A fresh build of the source domain alone, one process, gives the same sentences and samples."""
-    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=True)
+    """A fresh build of the source domain alone, in another folder, one process on another number of
+    torch threads, gives the same sentences and the same audio, byte for byte."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)  # inherited by the forked worker
+    try:
+        other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=True)
+    finally:
+        torch.set_num_threads(threads)
     n = sum(x["utterances"] for x in other.stats["splits"])  # source and general speech
     out = capsys.readouterr().out  # the build's figure: time, utterances, hours, processes, CPU
     assert f"with 1 process: {n} utterances" in out and " h of audio" in out and "s user +" in out
@@ -63,8 +72,14 @@ def test_same_seed_same_text_and_audio(micro, tmp_path, capsys):
     a, b = load_split(micro, "source", "test"), load_split(other, "source", "test")
     assert [u.target for u in a] == [u.target for u in b]
     assert [u.voice for u in a] == [u.voice for u in b]
-    for x, y in zip(a[:4], b[:4], strict=True):
-        assert Path(x.source).read_bytes() == Path(y.source).read_bytes()
+    differ = [
+        x.key
+        for d, split in [("source", s) for s in ("train", "dev", "test")]
+        + [(GENERAL, "train"), (GENERAL, "dev")]
+        for x, y in zip(load_split(micro, d, split), load_split(other, d, split), strict=True)
+        if Path(x.source).read_bytes() != Path(y.source).read_bytes()
+    ]
+    assert not differ, f"{len(differ)} files differ between two builds, e.g. {differ[:3]}"
     seed1 = prepare_corpus(tmp_path, scale="micro", seed=1, domains=["source"], jobs=1, progress=False)
     assert [u.target for u in load_split(seed1, "source", "test")] != [u.target for u in a]
 
@@ -102,27 +117,24 @@ def test_manifest_round_trip_is_relative(micro):
 @needs_tts
 def test_unreadable_cache_file_is_made_again(micro, tmp_path):
     """Cache files are written without a per-file fsync; one a crash left empty is synthesised again."""
-    from mbasr.data.corpus import _plan_audio, _synth_job
-
-    job = _plan_audio("source", "test", ["check my balance please"], tts.TEST_VOICES, "clean", 0, tmp_path)[0]
+    job = plan_audio("source", "test", ["check my balance please"], tts.TEST_VOICES, "clean", 0, tmp_path)[0]
     Path(job.path).parent.mkdir(parents=True)
     Path(job.path).write_bytes(b"")
-    key, dur = _synth_job(job)
+    key, dur = synth_job(job)
     assert key == job.key and dur > 0.5
     assert abs(__import__("soundfile").info(job.path).duration - dur) < 1e-3
-    assert _synth_job(job) == (key, pytest.approx(dur, abs=1e-3))  # now read from the cache
+    assert synth_job(job) == (key, pytest.approx(dur, abs=1e-3))  # now read from the cache
 
 
 def test_condition_version_keys_only_its_audio(tmp_path, monkeypatch):
     """Changing one acoustic condition makes only that condition's audio again (new cache paths)."""
     from mbasr.data import acoustics
-    from mbasr.data.corpus import _plan_audio
 
     def paths():
         return {
             c: [
                 j.path
-                for j in _plan_audio("source", "train", ["a b c", "d e f"], tts.TRAIN_VOICES, c, 0, tmp_path)
+                for j in plan_audio("source", "train", ["a b c", "d e f"], tts.TRAIN_VOICES, c, 0, tmp_path)
             ]
             for c in acoustics.CONDITIONS
         }
@@ -131,3 +143,69 @@ def test_condition_version_keys_only_its_audio(tmp_path, monkeypatch):
     monkeypatch.setitem(acoustics.CONDITION_VERSIONS, "reverb", "changed")
     after = paths()
     assert {c for c in acoustics.CONDITIONS if before[c] != after[c]} == {"reverb"}
+
+
+def _copy_corpus(corpus, dest: Path) -> Path:
+    """A copy of `corpus` and its audio under the work folder `dest` (the same layout, so the same
+    parameters find it); returns the copy's corpus folder."""
+    import shutil
+
+    work = corpus.root.parent.parent
+    shutil.copytree(corpus.root, dest / "corpus" / corpus.root.name)
+    shutil.copytree(work / "audio", dest / "audio")
+    return dest / "corpus" / corpus.root.name
+
+
+@needs_tts
+def test_truncated_wav_is_named_and_made_again(micro, tmp_path, capsys):
+    """A WAV cut short after the build is never reused: the reuse check names it and makes it again."""
+    from mbasr.data import integrity
+
+    root = _copy_corpus(micro, tmp_path)
+    utt = load_split(Corpus(root, micro.params), "source", "train")[3]
+    original = Path(utt.source).read_bytes()
+    tts.write_wav(utt.source, tts.read_wav(utt.source)[0][:480])  # 0.03 s left
+    again = prepare_corpus(tmp_path, scale="micro", seed=0, progress=False)
+    err = capsys.readouterr().err
+    assert again.root == root and "1 file(s) differ" in err
+    assert f"{utt.source}: " in err and f"0.03 s of audio, {utt.duration:.2f} s when built" in err, err
+    assert Path(utt.source).read_bytes() == original
+    assert integrity.check(root) == []
+
+
+@needs_tts
+def test_deleted_manifest_line_is_named_and_rebuilt(micro, tmp_path, capsys):
+    root = _copy_corpus(micro, tmp_path)
+    path = root / "source_dev.jsonl"
+    original = path.read_text()
+    path.write_text("".join(original.splitlines(keepends=True)[1:]))
+    prepare_corpus(tmp_path, scale="micro", seed=0, progress=False)
+    err = capsys.readouterr().err
+    n = SCALES["micro"]["source"][1]
+    assert f"{path}: {n - 1} utterances, {n} when built" in err, err
+    assert path.read_text() == original
+
+
+@needs_tts
+def test_marker_without_record_is_not_trusted(micro, tmp_path, capsys):
+    root = _copy_corpus(micro, tmp_path)
+    (root / "COMPLETE").write_text("")  # as older versions wrote it
+    (root / "stats.json").unlink()
+    prepare_corpus(tmp_path, scale="micro", seed=0, progress=False)
+    assert "no record of the built files" in capsys.readouterr().err
+    stats = json.loads((root / "stats.json").read_text())
+    assert (stats["splits"], stats["gap"]) == (micro.stats["splits"], micro.stats["gap"])
+
+
+@needs_tts
+def test_cache_file_cut_short_is_not_taken_by_another_corpus(micro, tmp_path):
+    """A new corpus sharing audio with a built one checks each cached file against the size the built
+    one recorded: a file cut short since is made again, not taken into the new corpus."""
+    root = _copy_corpus(micro, tmp_path)
+    utt = load_split(Corpus(root, micro.params), "source", "test")[0]
+    original = Path(utt.source).read_bytes()
+    tts.write_wav(utt.source, tts.read_wav(utt.source)[0][:480])
+    other = prepare_corpus(tmp_path, scale="micro", seed=0, domains=["source"], jobs=1, progress=False)
+    assert other.root != root and other.stats["synthesised_utterances"] == 1
+    assert load_split(other, "source", "test")[0].duration == utt.duration
+    assert Path(utt.source).read_bytes() == original

@@ -14,38 +14,40 @@ call-centre telephone channel, the far targets a lecture-room condition (`acoust
 and the content of the grammars, lexicons and synthesis code, and marked complete only when every
 manifest is written; audio is cached per utterance under `work_dir/audio/`, keyed by everything that
 shapes it (text, voice, jitter, acoustic condition, synthesis code), so a rebuild with unchanged
-parameters is a no-op and a changed parameter only synthesises what changed. A build prints its figure
+parameters is a no-op (once every file is checked against the record in COMPLETE) and a changed
+parameter only synthesises what changed. A build prints its figure
 (wall time, utterances, hours, processes, CPU time; also in stats.json): the default corpus, 21,700
 utterances and 24.4 h, took 690 s user + 128 s sys of CPU (38 ms per utterance), so about 7 minutes on
-2 otherwise idle cores. Where the CPU goes: tts.py's module docstring (engine server), acoustics.py's.
+2 otherwise idle cores. Where the CPU goes: the docstrings of mbasr/tools/tts_server.py (engine server)
+and acoustics.py. The synthesis workers and their engine servers end with the build, also when it is
+interrupted or killed (mbasr.data.workers).
 
 Layout of `work_dir/corpus/<scale>-seed<seed>-<hash>/`:
     {domain}_{split}.jsonl      manifests (key, source, target, duration, domain, voice, split)
     general_text.txt            the general pool's text (LM pretraining), one sentence a line
     stats.json, gap.csv         sizes, hours, voices, and the measured domain gap
-    params.json, COMPLETE       what built it; the completion marker
+    params.json                 what built it
+    COMPLETE                    the completion marker: every file's size and hash (mbasr.data.integrity),
+                                checked on reuse; a file that differs is named, discarded and made again
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
+import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-from mbasr.data import acoustics, tts
+from mbasr.data import acoustics, integrity, tts
+from mbasr.data.audio_cache import AudioJob, plan_audio, synthesize_all, to_make, with_recorded_sizes
 from mbasr.data.grammar import GRAMMAR_DIR, domain_grammar, generate_sentences
 from mbasr.data.manifest import SPLITS, Utterance, read_manifest, total_hours, write_manifest
+from mbasr.data.workers import n_processes
 from mbasr.io import atomic_write_json, atomic_write_text, stable_hash
-from mbasr.progress import bar as progress_bar
 
 SOURCE = "source"
 TARGETS = ("banking", "agriculture", "musical_instruments")
@@ -78,6 +80,7 @@ SCALES: dict[str, dict] = {
 # The source's sentences by grammar: generic customer service, and banking calls (held apart from the
 # banking target's sentences), as the paper's source holds Banking beside Insurance and Healthcare.
 SOURCE_MIX = {"source": 2 / 3, "banking": 1 / 3}
+SHOW_MISMATCHES = 20  # files named when a reused corpus differs from its build (the rest counted)
 _DATA_ROOT = GRAMMAR_DIR.parent
 
 
@@ -114,7 +117,7 @@ def _content_version() -> str:
     """Hash of everything that shapes the corpus besides the parameters: grammars, lexicons, code."""
     files = sorted((_DATA_ROOT / "grammars").glob("*.yaml")) + sorted((_DATA_ROOT / "lexicons").glob("*.txt"))
     here = Path(__file__).parent
-    files += [here / m for m in ("grammar.py", "general.py", "normalize.py", "corpus.py")]
+    files += [here / m for m in ("grammar.py", "general.py", "normalize.py", "corpus.py", "audio_cache.py")]
 
     return stable_hash([(f.name, f.read_bytes().hex()) for f in files], n=16)
 
@@ -195,77 +198,11 @@ def _resolve_conditions(domains: Sequence[str], conditions: bool | dict) -> dict
     return out
 
 
-@dataclass(frozen=True)
-class _Job:
-    key: str
-    text: str
-    voice: str
-    speed: float
-    pitch: float
-    condition: str
-    path: str
-
-
-def _synth_job(job: _Job) -> tuple[str, float]:
-    """Synthesise one utterance into its cache file (if not there yet); returns (key, duration).
-
-    Cache files are written without a per-file fsync (prepare_corpus syncs once at the end); one left
-    unreadable by a crash before that sync is made again."""
-    path = Path(job.path)
-    if path.exists():
-        try:
-            info = sf.info(str(path))
-            if info.frames > 0:
-                return job.key, info.duration
-        except RuntimeError:  # soundfile's error for an unreadable file
-            pass
-    wave = tts.synthesize(job.text, job.voice, speed=job.speed, pitch=job.pitch)
-    # seeded from the cache file's name (a hash of the text, voice, jitter and condition), never its folder:
-    # the same corpus built in two work folders is the same audio
-    rng = np.random.default_rng(int(stable_hash(["condition", Path(job.path).name], n=8), 16))
-    wave = acoustics.apply_condition(wave, job.condition, rng)
-    tts.write_wav(path, wave, durable=False)
-    return job.key, len(wave) / 16000.0
-
-
 def _cpu_seconds() -> tuple[float, float]:
     """(user, sys) CPU seconds of this process and its finished children (the synthesis workers and
     their engine processes, once the pool has shut down)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
-
-
-def _n_processes(jobs: int | None) -> int:
-    if jobs:
-        return jobs
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _plan_audio(
-    domain: str,
-    split: str,
-    sentences: list[str],
-    voices: Sequence[str],
-    condition: str,
-    seed: int,
-    audio_dir: Path,
-) -> list[_Job]:
-    rng = random.Random(f"audio-{domain}-{split}-{seed}")
-    synth = tts.SYNTHESIS_VERSION
-    jobs = []
-    for i, text in enumerate(sentences):
-        voice = voices[i % len(voices)] if i < len(voices) else rng.choice(list(voices))
-        speed, pitch = tts.jitter(rng)
-        key = [text, voice, round(speed, 4), round(pitch, 4), condition, synth]
-        if acoustics.CONDITION_VERSIONS[condition]:  # (absent from the key of a condition never changed)
-            key.append(acoustics.CONDITION_VERSIONS[condition])
-        h = stable_hash(key, n=20)
-        path = audio_dir / h[:2] / f"{h}.wav"
-        jobs.append(_Job(f"{domain}-{split}-{i:05d}", text, voice, speed, pitch, condition, str(path)))
-    return jobs
 
 
 def prepare_corpus(
@@ -305,10 +242,18 @@ def prepare_corpus(
     work_dir = Path(work_dir)
     root = work_dir / "corpus" / f"{scale}-seed{seed}-{stable_hash(params, n=8)}"
     corpus = Corpus(root, params)
-    if (root / "COMPLETE").exists():
-        if progress:
-            print(f"corpus ready: {root} (unchanged parameters, nothing to do)")
-        return corpus
+    if (root / integrity.MARKER).exists():
+        differ = integrity.check(root)
+        if not differ:
+            if progress:
+                print(f"corpus ready: {root} (unchanged parameters, every file as built, nothing to do)")
+            return corpus
+        # never trusted: what differs is named, discarded and made again (intact audio is reused)
+        shown = [f"  {m}" for m in differ[:SHOW_MISMATCHES]]
+        shown += [f"  ... and {len(differ) - SHOW_MISMATCHES} more"] if len(differ) > SHOW_MISMATCHES else []
+        print(f"corpus {root}: {len(differ)} file(s) differ from the build; rebuilding:", file=sys.stderr)
+        print("\n".join(shown), file=sys.stderr)
+        integrity.discard(root, differ)
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     tts.require_engines(set(tts.TRAIN_VOICES) | set(tts.TEST_VOICES))
@@ -338,23 +283,17 @@ def prepare_corpus(
 
     # Audio: train splits use the training voices; dev and test only the held-out voices.
     audio_dir = work_dir / "audio"
-    plan: dict[tuple[str, str], list[_Job]] = {}
+    plan: dict[tuple[str, str], list[AudioJob]] = {}
     for (d, split), sents in texts.items():
         voices = tts.TRAIN_VOICES if split == "train" else tts.TEST_VOICES
-        plan[(d, split)] = _plan_audio(d, split, sents, voices, conds[d], seed, audio_dir)
+        plan[(d, split)] = plan_audio(d, split, sents, voices, conds[d], seed, audio_dir)
     with_audio = set(audio_domains) if audio_domains is not None else {d for d, _ in plan}
     all_jobs = [j for (d, _), js in plan.items() if d in with_audio for j in js]
-    todo = sum(not Path(j.path).exists() for j in all_jobs)
-    n_proc = _n_processes(jobs)
-    durations: dict[str, float] = {}
-    with ProcessPoolExecutor(max_workers=n_proc) as ex:
-        it = ex.map(_synth_job, all_jobs, chunksize=16)
-        for key, dur in progress_bar(
-            it, total=len(all_jobs), desc=f"audio ({todo} to synthesise)", disable=not progress, mininterval=5
-        ):
-            durations[key] = dur
-    if todo:
-        os.sync()  # the cache files were written without fsync: make them durable before COMPLETE
+    # checked against what other corpora of the work folder recorded of the audio they share with this one
+    all_jobs = with_recorded_sizes(all_jobs, integrity.recorded_sizes(work_dir))
+    todo = to_make(all_jobs)
+    n_proc = n_processes(jobs)
+    durations = synthesize_all(all_jobs, n_proc, f"audio ({todo} to synthesise)", progress)
 
     manifests = {}
     for (d, split), js in plan.items():
@@ -371,7 +310,7 @@ def prepare_corpus(
     stats["build_cpu_seconds"] = {"user": round(user, 1), "sys": round(system, 1)}
     atomic_write_json(root / "stats.json", stats)
     atomic_write_json(root / "params.json", params)
-    atomic_write_text(root / "COMPLETE", "")
+    integrity.write_marker(root, {corpus.manifest(d, s).name: u for (d, s), u in manifests.items()})
     if progress:
         wall, hours = stats["build_seconds"], sum(x["hours"] for x in stats["splits"])
         per_utt = f" ({1000 * (user + system) / todo:.0f} ms per synthesised utterance)" if todo else ""

@@ -20,27 +20,23 @@ then the imported data stands for that domain everywhere the work folder is used
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace as with_fields
 from functools import partial
 from pathlib import Path
 
-from mbasr.data import acoustics, tts
+from mbasr.data import acoustics, integrity, tts
+from mbasr.data.audio_cache import plan_audio, synthesize_all, with_recorded_sizes
 from mbasr.data.byod import FORMATS, ImportReport, check_parameters, import_data
 from mbasr.data.corpus import (
     DOMAINS,
     GENERAL,
     SOURCE,
     Corpus,
-    _n_processes,
-    _plan_audio,
-    _synth_job,
     load_split,
 )
 from mbasr.data.manifest import SPLITS, Utterance, read_manifest
+from mbasr.data.workers import n_processes
 from mbasr.io import file_hash, stable_hash
-from mbasr.progress import bar as progress_bar
 
 STORE = "imported"  # the store's folder under the work folder
 NO_CONDITION = "none"  # --condition none: the clean signal (acoustics' "clean")
@@ -182,7 +178,7 @@ def synthesize_lines(
     if not todo:
         return list(utts)
     tts.require_engines(voices)
-    plan = _plan_audio(
+    plan = plan_audio(
         domain,
         split,
         [utts[i].target for i in todo],
@@ -191,20 +187,12 @@ def synthesize_lines(
         seed,
         Path(work_dir) / "audio",
     )
-    with ProcessPoolExecutor(max_workers=min(_n_processes(jobs), len(plan))) as ex:
-        durations = list(
-            progress_bar(
-                ex.map(_synth_job, plan, chunksize=8),
-                total=len(plan),
-                desc=f"speaking {domain} {split}",
-                disable=not progress,
-                mininterval=5,
-            )
-        )
-    os.sync()  # the cache files are written without fsync (as the corpus's): durable before the manifest
+    desc = f"speaking {domain} {split}"
+    plan = with_recorded_sizes(plan, integrity.recorded_sizes(Path(work_dir)))
+    durations = synthesize_all(plan, n_processes(jobs), desc, progress=progress, chunksize=8)
     out = list(utts)
-    for i, job, (_, duration) in zip(todo, plan, durations, strict=True):
-        out[i] = with_fields(out[i], source=job.path, duration=round(duration, 3), voice=job.voice)
+    for i, job in zip(todo, plan, strict=True):
+        out[i] = with_fields(out[i], source=job.path, duration=round(durations[job.key], 3), voice=job.voice)
     return out
 
 

@@ -1,1 +1,1 @@
-"""Tools outside the study: building offline pretrained weights."""
+"""Tools outside the study: building offline pretrained weights; the TTS engine server."""
