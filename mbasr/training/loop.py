@@ -46,6 +46,7 @@ from mbasr.io import atomic_write_bytes, atomic_write_json, code_version
 from mbasr.method.mixed_batch import KINDS, MixedBatchSampler
 from mbasr.model import SpeechLLM, load_trainable, save_trainable
 from mbasr.model.decode import SlotInputs, as_slot_inputs, evaluate
+from mbasr.model.precision import autocast
 from mbasr.progress import bar as progress_bar
 from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
 
@@ -202,11 +203,6 @@ def train_stage(
         shutil.rmtree(model_path, ignore_errors=True)
 
     projector_trained = "projector" in stage.train
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.precision == "bfloat16" and device.type == "cuda"
-        else torch.autocast(device.type, enabled=False)
-    )
     with deterministic(cfg.seed):
         opt = make_optimizer(params, stage)
         sched = make_scheduler(opt, stage)
@@ -238,7 +234,7 @@ def train_stage(
                 batch = sampler.next_batch()
                 items = [slots.llm_item(it, projector_trained) for it in batch]
                 lr = sched.get_last_lr()[0]
-                with autocast:
+                with autocast(device, cfg.precision):
                     loss = model(items)
                 optimizer_step(loss, opt, sched, params, stage.grad_clip)
                 loss_value = float(loss.detach())

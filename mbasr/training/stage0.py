@@ -47,6 +47,7 @@ from mbasr.model.cache import encode_cached
 from mbasr.model.decode import transcribe
 from mbasr.model.encoders import TinyEncoder
 from mbasr.model.llm import load_tokenizer
+from mbasr.model.precision import autocast
 from mbasr.model.tokenizer import train_tokenizer
 from mbasr.progress import bar as progress_bar
 from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
@@ -54,13 +55,14 @@ from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
 HEAVY_CORRUPTION = CorruptionConfig(word_p=0.35)
 
 
-def _autocast(device: torch.device, bf16: bool = True):
-    """bfloat16 autocast on a GPU for the encoder; the LM trains in float32 (TF32 matmuls): in bfloat16
-    its loss went NaN on an H200 (mbasr/assets/tiny/RECORD.md)."""
-    if device.type == "cuda":
+# Stage 0 sets its own precision, whatever the preset's: the from-scratch encoder in bfloat16 on a GPU, the
+# LM in float32 with TF32 matmuls (in bfloat16 its loss went NaN on an H200: mbasr/assets/tiny/RECORD.md).
+ENCODER_PRECISION, LM_PRECISION = "bfloat16", "float32"
+
+
+def _allow_tf32(device) -> None:
+    if torch.device(device).type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
-    return torch.autocast("cpu", enabled=False)
 
 
 def _check_finite(loss: torch.Tensor, part: str, step: int) -> None:
@@ -120,7 +122,7 @@ def _cer(encoder: TinyEncoder, waves, texts, device, batch_size=32) -> tuple[flo
     hyps = []
     for i in range(0, len(waves), batch_size):
         w, n = _pad(waves[i : i + batch_size], device)
-        with _autocast(device):
+        with autocast(device, ENCODER_PRECISION):
             hyps += encoder.ctc_greedy(w, n)
     encoder.train()
     import jiwer
@@ -139,6 +141,7 @@ def train_encoder(
     """CTC pretraining of the from-scratch encoder on general speech; returns its best state and metrics.
     `init`: an encoder state to continue from (e.g. to add channel augmentation to a trained encoder)."""
     stage = stage or cfg.stage0.encoder
+    _allow_tf32(device)
     torch.manual_seed(cfg.seed)
     encoder = TinyEncoder(cfg.encoder.scratch)
     if init is not None:
@@ -160,7 +163,7 @@ def train_encoder(
         idx = batches.pop()
         wavs, lengths = _pad([train_w[i] for i in idx], device)
         wavs, lengths = _augment(wavs, lengths, gen, channels=cfg.stage0.channel_augment)
-        with _autocast(device):
+        with autocast(device, ENCODER_PRECISION):
             loss = encoder.ctc_loss(wavs, lengths, [texts[i] for i in idx], augment=gen)
         _check_finite(loss, "encoder", step)
         skipped += not optimizer_step(loss, opt, sched, encoder.parameters(), stage.grad_clip)
@@ -203,6 +206,7 @@ def encoder_cer_by_domain(
     (held-out voices, each domain in its own acoustic condition): how much of each condition survives
     the encoder. Stage 2 cannot bring back what the frozen encoder lost."""
     device = device or torch.device("cpu")
+    _allow_tf32(device)
     out = {}
     for domain in (d for d in corpus.params["domains"] if d != GENERAL):
         utts = load_split(corpus, domain, split)[:n]
@@ -290,6 +294,7 @@ def copy_wer(
     max_new_tokens: int = 64,
 ) -> dict:
     """WER of the LM reproducing `sentences` from the slot (clean text, or corrupted with `corruption`)."""
+    _allow_tf32(device)
     model.eval()
     hyps = []
     for i in range(0, len(sentences), 64):
@@ -298,7 +303,7 @@ def copy_wer(
             LLMItem(target=s, text=s if corruption is None else corrupt(s, corruption, seed + i + j))
             for j, s in enumerate(chunk)
         ]
-        with _autocast(device, bf16=False):
+        with autocast(device, LM_PRECISION):
             hyps += model.generate(items, max_new_tokens=max_new_tokens)
     res = score(sentences, hyps, n_boot=200, seed=seed)
     return {
@@ -311,7 +316,7 @@ def copy_wer(
 def _speech_wer(model, utts, feats, device) -> dict:
     """WER of the model transcribing general speech from the slot (held-out voices)."""
     model.eval()
-    with _autocast(device, bf16=False):
+    with autocast(device, LM_PRECISION):
         hyps = transcribe(model, utts, feats, batch_size=64, max_new_tokens=64)
     res = score([u.target for u in utts], hyps, n_boot=200, seed=0)
     return {
@@ -341,6 +346,7 @@ def train_lm(
     an LM state to continue from (`init_projector`: a projector state, else a fresh one). The kept state is the best dev score: speech WER, else corrupted-copy
     WER."""
     stage = stage or cfg.stage0.lm
+    _allow_tf32(device)
     model = build_model(cfg, tokenizer=tok)
     if init is not None:
         _load_llm(model, init, "init")
@@ -369,7 +375,7 @@ def train_lm(
                 rng.shuffle(order)
             batch, order = order[: stage.batch_size], order[stage.batch_size :]
             items += [LLMItem(target=u.target, feats=speech["feats"][u.key]) for u in batch]
-        with _autocast(device, bf16=False):
+        with autocast(device, LM_PRECISION):
             loss_lm = _lm_loss(model, tok, plain, device)
             loss_slot = model(items)
         loss = loss_lm + loss_slot
