@@ -14,7 +14,8 @@ from mbasr.config import load_preset
 from mbasr.model.encoders import TinyEncoder, spec_augment
 from mbasr.model.hub import REPO_ROOT
 from mbasr.training.optim import make_optimizer, make_scheduler, optimizer_step
-from mbasr.training.stage0 import load_stage0, merge_parts, stage0_record, train_part
+from mbasr.training.stage0 import train_part
+from mbasr.training.stage0_checkpoint import load_stage0, merge_parts, stage0_record
 
 FEW_STEPS = {
     **MICRO,

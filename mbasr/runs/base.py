@@ -39,7 +39,7 @@ from mbasr.runs.params import check_base
 from mbasr.runs.run import RunResult
 from mbasr.study.premises import base_premises, stage0_premises
 from mbasr.training.loop import DONE, LOG, MODEL, train_stage
-from mbasr.training.stage0 import DEFAULT_STAGE0, load_stage0, stage0_record
+from mbasr.training.stage0_checkpoint import DEFAULT_STAGE0, load_stage0, stage0_record
 
 RESULT = "result.json"
 

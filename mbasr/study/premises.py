@@ -30,7 +30,7 @@ def _premise(name: str, measured: str, bar: str, met: bool | None) -> dict[str, 
 
 
 def stage0_premises(record: dict | None, source: str = "source") -> list[dict[str, Any]]:
-    """From a stage-0 record (`mbasr.training.stage0.stage0_record`): the LM's perplexity per domain and its
+    """From a stage-0 record (`mbasr.training.stage0_checkpoint.stage0_record`): the LM's perplexity per domain and its
     copying from the slot. The last part trained (speech, else lm) holds the final LM's measures."""
     if not record:
         return []
