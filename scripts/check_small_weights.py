@@ -16,13 +16,8 @@ import time
 from pathlib import Path
 
 from mbasr.evaluation.scoring import save_alignments, score
-from mbasr.tools.weights import (
-    POCKETSPHINX_TESTDATA,
-    SMOLLM2_SOURCE,
-    WHISPER_SOURCES,
-    pocketsphinx_clips,
-    transcribe_whisper,
-)
+from mbasr.tools.pocketsphinx import POCKETSPHINX_TESTDATA, pocketsphinx_clips, transcribe_whisper
+from mbasr.tools.weights import SMOLLM2_SOURCE, WHISPER_SOURCES
 
 
 def check_llm(folder: Path) -> None:

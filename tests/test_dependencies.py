@@ -21,7 +21,8 @@ from test_results import _fields
 from test_weights import tiny  # noqa: F401 (fixture)
 
 from mbasr.study.results import make_record, validate_record
-from mbasr.tools.weights import convert_ct2_whisper, convert_gguf_llm
+from mbasr.tools.ct2_whisper import convert_ct2_whisper
+from mbasr.tools.weights import convert_gguf_llm
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

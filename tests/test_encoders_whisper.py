@@ -13,7 +13,7 @@ from mbasr.config import load_preset
 from mbasr.model.cache import load_audio
 from mbasr.model.encoders import build_encoder
 from mbasr.model.hub import REPO_ROOT
-from mbasr.tools.weights import pocketsphinx_clips
+from mbasr.tools.pocketsphinx import pocketsphinx_clips
 
 WEIGHTS = REPO_ROOT / "weights" / "whisper-tiny.en"
 

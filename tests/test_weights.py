@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from mbasr.tools.weights import (
+from mbasr.tools.ct2_whisper import (
     CT2_DTYPES,
-    POCKETSPHINX_TESTDATA,
-    SMOLLM2_SOURCE,
-    WHISPER_SOURCES,
     check_state_dict,
     convert_ct2_whisper,
     ct2_whisper_state_dict,
     read_ct2,
     whisper_config,
+)
+from mbasr.tools.pocketsphinx import POCKETSPHINX_TESTDATA
+from mbasr.tools.weights import (
+    SMOLLM2_SOURCE,
+    WHISPER_SOURCES,
 )
 
 # A tiny byte-level vocabulary: 256 byte tokens, then Whisper's special tokens (English-only layout).
@@ -320,7 +322,8 @@ def _installed(*modules):
 )
 def test_real_whisper_conversion_transcribes(tmp_path):
     from mbasr.evaluation.scoring import score
-    from mbasr.tools.weights import build_whisper, pocketsphinx_clips, transcribe_whisper
+    from mbasr.tools.pocketsphinx import pocketsphinx_clips, transcribe_whisper
+    from mbasr.tools.weights import build_whisper
 
     t0 = time.perf_counter()
     folder, built = build_whisper(tmp_path, "tiny.en")
@@ -369,7 +372,7 @@ def test_missing_package_names_the_pip_command():
 def test_pocketsphinx_clips_parser(tmp_path):
     import soundfile as sf
 
-    from mbasr.tools.weights import pocketsphinx_clips
+    from mbasr.tools.pocketsphinx import pocketsphinx_clips
 
     (tmp_path / "cards").mkdir()
     sf.write(tmp_path / "cards" / "001.wav", np.zeros(1600, dtype=np.float32), 16000)
