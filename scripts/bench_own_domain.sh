@@ -34,6 +34,8 @@ import json, sys
 from pathlib import Path
 for rec in sorted(Path(sys.argv[1], "results").glob("*.json")):
     r = json.loads(rec.read_text())
+    if not isinstance(r, dict) or "run_id" not in r:  # claims.json, premises.json
+        continue
     for e in r.get("eval", []):
         if e["domain"] == "my_domain":
             print(f"[bench] {r['experiment']}: my_domain test WER {100 * e['wer']:.1f}% ({e['n_utts']} utterances)")
