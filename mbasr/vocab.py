@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mbasr.data.corpus import TARGETS
+from mbasr.data.corpus import SOURCE, TARGETS
 
 # Stage 2's strategies (docs/paper.md "Mixed batch"): `mixed` is the paper's mixed batch (MB), `asr` its
 # standard fine-tuning on target audio (ASR), `text_only` adaptation on corrupted target text alone. The batch
@@ -17,6 +17,16 @@ from mbasr.data.corpus import TARGETS
 STRATEGIES = ("text_only", "mixed", "asr")
 BATCH_STRATEGIES = ("mixed", "text_only", "asr", "source_only")
 MB_TAU = 0.5  # docs/paper.md "Mixed batch": the target share of a batch, 0.5 throughout; claim 5 tests it
+
+# The paper's source settings (data/paper/published_results.csv `source`) and our corpus's stand-in for each:
+# `source` mirrors the call-centre DefinedAI source (mbasr/data/corpus.py); the paper's second source,
+# SlideSpeech Life/Talent/English, has none.
+PAPER_SOURCE = "definedai"
+PAPER_SOURCE_NAME = {
+    PAPER_SOURCE: "DefinedAI call-centre",
+    "slidespeech_life_talent_english": "SlideSpeech Life/Talent/English",
+}
+OUR_SOURCE = {PAPER_SOURCE: SOURCE}
 
 # The paper's published numbers (data/paper/README.md): WER in %, one value a row
 PAPER_CSV = Path(__file__).resolve().parents[1] / "data" / "paper" / "published_results.csv"

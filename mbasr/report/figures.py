@@ -31,9 +31,9 @@ from mbasr.report.draw import (
     panels,
 )
 from mbasr.report.markdown import esc, p_label
-from mbasr.report.series import OUR_SOURCE, PAPER_SOURCE_NAME, at_value, notebooks_of, our_points, pair
+from mbasr.report.series import at_value, notebooks_of, our_points, pair
+from mbasr.vocab import OUR_SOURCE, PAPER_SOURCE_NAME, load_paper
 from mbasr.vocab import domain as nice
-from mbasr.vocab import load_paper
 
 
 def _lacks(t: str, source: str | None, asr: pd.DataFrame, mb: pd.DataFrame, yours=()) -> list[str]:

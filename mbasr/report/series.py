@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mbasr.data.corpus import SOURCE
 from mbasr.vocab import MB_TAU
 
 COLUMNS = (
@@ -18,15 +17,6 @@ COLUMNS = (
     "executed_notebook",
 )  # fmt: skip
 EXPERIMENTS = ("base", "text_only", "asr", "mixed")
-
-
-# Our corpus's stand-in for each of the paper's source settings (mbasr/data/corpus.py: `source` mirrors the
-# call-centre DefinedAI source); the paper's second source, SlideSpeech Life/Talent/English, has none.
-OUR_SOURCE = {"definedai": SOURCE}
-PAPER_SOURCE_NAME = {
-    "definedai": "DefinedAI call-centre",
-    "slidespeech_life_talent_english": "SlideSpeech Life/Talent/English",
-}
 
 
 # The MB curves and Figure 3 use mixed runs at MB_TAU; the text-only run at tau_t = MB_TAU is MB at p = 0.

@@ -25,7 +25,7 @@ from mbasr.report.markdown import (
     paper_cell,
     raw_html,
 )
-from mbasr.report.series import OUR_SOURCE, at_value, our_points, pair
+from mbasr.report.series import at_value, our_points, pair
 from mbasr.vocab import domain as nice
 
 VERDICT_CLASS = {"held": "success", "not held": "danger", "inconclusive": "secondary"}
@@ -121,7 +121,7 @@ def figure_3_table(made: Made) -> str:
 def headline(paper: pd.DataFrame, ours) -> str:
     """Banking: the base model, text-only adaptation, MB with about 10% of the audio (the paper's
     low-resource point nearest 10%; ours: our nearest share) and fine-tuning on all of it."""
-    t, src = "banking", OUR_SOURCE["definedai"]
+    t, src = "banking", vocab.OUR_SOURCE[vocab.PAPER_SOURCE]
     low = paper[(paper["figure"] == "2-low") & (paper["target"] == t) & (paper["method"] == "mb")]
     p10 = float(low.loc[(low["p"] - 0.1).abs().idxmin(), "p"])
     rows = []

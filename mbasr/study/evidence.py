@@ -12,9 +12,8 @@ import pandas as pd
 
 from mbasr.evaluation.scoring import bootstrap_ci, paired_bootstrap
 from mbasr.runs.ids import run_id_for
-from mbasr.vocab import MB_TAU
+from mbasr.vocab import MB_TAU, PAPER_SOURCE
 
-PAPER_SOURCE = "definedai"  # our synthetic call-centre source stands for the paper's DefinedAI source
 PAPER_FIGURES = {"target_wer": ("2", "2-low", "4"), "source_wer": ("3",)}  # Figure 3 repeats target points
 N_BOOT = 2000  # resamples of each paired test
 

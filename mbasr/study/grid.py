@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -54,8 +55,26 @@ class Job:
     files: list[str] = field(default_factory=list)  # input files: a newer one reruns the job and all after it
 
     def papermill_args(self, work_dir: str, executed: str) -> str:
-        params = {**self.params, "work_dir": work_dir, "executed_notebook": executed}
+        params = {**self.params, "work_dir": work_dir}
+        if "executed_notebook" in notebook_parameters(self.notebook):  # the notebooks that write a record
+            params["executed_notebook"] = executed
+        if unknown := sorted(set(params) - set(notebook_parameters(self.notebook))):
+            raise ValueError(
+                f"job {self.name}: notebooks/{self.notebook} has no parameter {', '.join(unknown)}"
+            )
         return " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in params.items())
+
+
+@functools.cache
+def notebook_parameters(notebook: str) -> tuple[str, ...]:
+    """The parameters a notebook declares (`name: type = value` lines of its cell tagged `parameters`):
+    a job passes no other, as the notebook refuses unknown ones (mbasr.runs.params)."""
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / notebook).read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in (c.get("metadata") or {}).get("tags", []))
+    lines = "".join(cell["source"]).splitlines()
+    return tuple(line.split(":")[0].strip() for line in lines if re.match(r"^[A-Za-z_]\w*\s*:", line))
 
 
 def base_inputs(preset: str) -> list[str]:
