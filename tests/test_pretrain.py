@@ -142,3 +142,17 @@ def test_stage0_lm_then_speech_with_whisper(micro, micro_work_dir, tmp_path):
     assert torch.equal(model.projector.linear1.weight, ckpt["parts"]["projector"]["linear1.weight"].float())
     with pytest.raises(ValueError, match="different `projector` section"):
         load_stage0(load_preset("tiny", {**WHISPER_FEW, "projector.hidden": 32}), out)
+
+
+def test_a_larger_stage0_corpus_leaves_out_every_domains_held_out_sentences(micro, monkeypatch):
+    """Stage 0 on the `large` corpus must not read the main corpus's dev/test sentences of any domain: its
+    source holds banking calls, and a third of the default banking test set was among them."""
+    from mbasr.data.corpus import load_split
+    from mbasr.training import stage0_lm
+
+    monkeypatch.setattr(stage0_lm, "prepare_corpus", lambda *a, **k: micro)  # stands for the default corpus
+    held = stage0_lm.held_out_elsewhere("unused", 0, "large")
+    for domain in ("source", "banking", "agriculture", "musical_instruments"):
+        for split in ("dev", "test"):
+            assert {u.target for u in load_split(micro, domain, split)} <= held, (domain, split)
+    assert stage0_lm.held_out_elsewhere("unused", 0, "default") == set()
