@@ -84,6 +84,23 @@ def test_stage0_parts_merge_and_load(micro, micro_work_dir, tmp_path):
     assert model.encoder.state_dict()["norm.weight"].dtype == torch.float32
     with pytest.raises(ValueError, match="different `llm` section"):
         load_stage0(load_preset("tiny", {**FEW_STEPS, "llm.scratch.n_layers": 3}), out)
+    # the LM loads under any LoRA targets, from plain names or (older checkpoints) the q/v-wrapped names
+    every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    wide = load_stage0(load_preset("tiny", {**FEW_STEPS, "lora.target_modules": every}), out)
+    plain = {k.replace(".base_layer.", "."): v for k, v in wide.llm.get_base_model().state_dict().items()}
+    for k, v in model.llm.get_base_model().state_dict().items():
+        if "lora_" not in k:
+            assert torch.equal(plain[k.replace(".base_layer.", ".")], v), k
+    old = torch.load(out, weights_only=True)
+    assert not any(".base_layer." in k for k in old["parts"]["llm"])
+    wrapped = {k.replace("q_proj.", "q_proj.base_layer.").replace("v_proj.", "v_proj.base_layer."): v
+               for k, v in old["parts"]["llm"].items()}  # fmt: skip
+    torch.save({**old, "parts": {**old["parts"], "llm": wrapped}}, tmp_path / "older.pt")
+    older = load_stage0(
+        load_preset("tiny", {**FEW_STEPS, "lora.target_modules": every}), tmp_path / "older.pt"
+    )
+    assert torch.equal(older.llm.get_base_model().state_dict()["model.layers.0.self_attn.q_proj.base_layer.weight"],
+                       plain["model.layers.0.self_attn.q_proj.weight"])  # fmt: skip
 
     # a new encoder continued from the merged checkpoint's, merged with that checkpoint's LM
     enc2 = train_part("encoder", out=tmp_path / "enc2.pt", init=out, **kw)
