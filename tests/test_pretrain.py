@@ -173,3 +173,17 @@ def test_a_larger_stage0_corpus_leaves_out_every_domains_held_out_sentences(micr
         for split in ("dev", "test"):
             assert {u.target for u in load_split(micro, domain, split)} <= held, (domain, split)
     assert stage0_lm.held_out_elsewhere("unused", 0, "default") == set()
+
+
+def test_the_speech_parts_text_leaves_out_held_out_sentences_of_its_source_too(micro, monkeypatch):
+    """The speech part repeats the source's training text: what `held_out_elsewhere` names must stay out of
+    the repeated copies too (they brought 196 of the default source's 400 test sentences back)."""
+    from mbasr.data.corpus import load_split
+    from mbasr.training import stage0_lm
+
+    source_train = [u.target for u in load_split(micro, "source", "train")]
+    held = set(source_train[:5])  # as a larger corpus's source training text holds main-corpus test sentences
+    monkeypatch.setattr(stage0_lm, "held_out_elsewhere", lambda *a: held)
+    text = stage0_lm.speech_part_text(micro, "unused", 0, "large")
+    assert not held & set(text)
+    assert set(source_train[5:]) <= set(text) and len(text) > len(set(text))  # the rest, repeated

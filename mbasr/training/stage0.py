@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from mbasr.config import DEFAULT_STAGE0, Config, StageConfig, load_preset
-from mbasr.data.corpus import DOMAINS, GENERAL, SOURCE, Corpus, load_split, prepare_corpus
+from mbasr.data.corpus import DOMAINS, GENERAL, Corpus, load_split, prepare_corpus
 from mbasr.io import code_version
 from mbasr.method.corrupt import PAPER_CORRUPTION
 from mbasr.model import LLMItem, build_model
@@ -64,6 +64,7 @@ from mbasr.training.stage0_lm import (
     lm_loss,
     lm_perplexity,
     lm_text,
+    speech_part_text,
     speech_wer,
 )
 
@@ -262,11 +263,7 @@ def _train_speech(cfg, corpus, record, work_dir, scale, seed, device, init, out,
     encoder = build_model(cfg, tokenizer=tok).encoder.to(device)
     feats = encode_cached(encoder, train + dev, Path(work_dir) / "cache")
     encode_s = time.perf_counter() - t0
-    text = lm_text(corpus, held_out_elsewhere(work_dir, seed, scale))
-    # The source's training text is what this part must teach the LM anew (the source holds banking calls
-    # that the first LM never read): repeated so that it is about half of the text items.
-    source = [u.target for u in load_split(corpus, SOURCE, "train")]
-    text += source * max(1, (len(text) - len(source)) // max(1, len(source)) - 1)
+    text = speech_part_text(corpus, work_dir, seed, scale)
     speech = {"train": train, "dev": dev, "feats": feats}
     result = train_lm(
         cfg,
