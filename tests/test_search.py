@@ -67,10 +67,14 @@ def test_choose_takes_the_lowest_dev_wer_and_a_tie_goes_to_the_smaller_lr():
 
 def test_search_runs_are_the_grids_runs_at_the_candidate_lrs(tmp_path):
     spec = search_spec(_config(tmp_path))
-    assert spec["lrs"] == [3e-4, 1e-3, 3e-3] and spec["targets"] == ["agriculture"] and spec["p"] == [0.1]
+    assert (
+        spec["lrs"] == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+        and spec["targets"] == ["agriculture"]
+        and spec["p"] == [0.1]
+    )
     assert (spec["seed"], spec["steps"], spec["preset_lr"]) == (0, 0, 1e-3)
     jobs = search_jobs(spec)
-    assert len(jobs) == 9  # 3 strategies x 3 lrs, one dev set
+    assert len(jobs) == 15  # 3 strategies x 5 lrs, one dev set
     grid = expand_grid(_default_grid(work_dir=str(tmp_path / "w"), stage2_lr_file=""))
     # the candidate at the preset's lr IS the default grid's run: same name (run id), same settings
     shared = [n for n in jobs if n in grid]
@@ -126,7 +130,7 @@ def test_a_bad_search_config_fails_naming_the_key(search, over, key):
 
 # --- select: records -> search.json -------------------------------------------------------------------
 
-WERS = {  # (strategy, lr) -> dev WER: text_only ties at 1e-3 and 3e-3, mixed is best at the top end
+WERS = {  # (strategy, lr) -> dev WER: text_only ties at 1e-3 and 3e-3, mixed is best at 3e-3
     ("text_only", 3e-4): 0.30,
     ("text_only", 1e-3): 0.25,
     ("text_only", 3e-3): 0.25,
@@ -136,6 +140,7 @@ WERS = {  # (strategy, lr) -> dev WER: text_only ties at 1e-3 and 3e-3, mixed is
     ("asr", 3e-4): 0.40,
     ("asr", 1e-3): 0.22,
     ("asr", 3e-3): 0.35,
+    **{(s, lr): 0.5 for s in ("text_only", "mixed", "asr") for lr in (1e-2, 3e-2)},
 }
 
 
@@ -191,7 +196,7 @@ def test_dev_only_records_are_valid_and_search_json_is_not_a_record(tmp_path):
     spec = search_spec(_config(tmp_path))
     records = _fake_records(spec)
     recs = read_records(records)
-    assert len(recs) == 9 and all([e["split"] for e in r["eval"]] == ["dev"] for r in recs)
+    assert len(recs) == 15 and all([e["split"] for e in r["eval"]] == ["dev"] for r in recs)
     for r in recs:
         validate_record(r)
     write_record(recs[0], tmp_path / "results")
@@ -205,9 +210,14 @@ def test_select_picks_each_strategys_lr_and_writes_search_json_atomically(tmp_pa
     result = select(spec)
     chosen = {s: v["chosen_lr"] for s, v in result["strategies"].items()}
     assert chosen == {"text_only": 1e-3, "mixed": 3e-3, "asr": 1e-3}  # text_only: a tie -> the smaller
-    assert [s["at_edge"] for s in result["strategies"].values()] == [False, True, False]
+    assert [s["at_edge"] for s in result["strategies"].values()] == [False, False, False]
+    # a best lr at an end of the candidates is flagged (the range must widen): mixed's 3e-3 tops a narrower one
+    narrow = {**search_spec(_config(tmp_path / "narrow")), "lrs": [3e-4, 1e-3, 3e-3]}
+    _fake_records(narrow)
+    edges = {s: v["at_edge"] for s, v in select(narrow)["strategies"].items()}
+    assert edges == {"text_only": False, "mixed": True, "asr": False}
     mixed = result["strategies"]["mixed"]
-    assert [c["lr"] for c in mixed["candidates"]] == [3e-4, 1e-3, 3e-3]
+    assert [c["lr"] for c in mixed["candidates"]] == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
     best = mixed["candidates"][2]
     assert (best["dev_wer"], best["ci_low"], best["ci_high"]) == (0.15, 0.15 - 0.01, 0.15 + 0.02)
     assert best["runs"][0]["run_id"] == "tiny-default-s0-mixed-agriculture-p0.1-tau0.5-lr0.003"
@@ -364,7 +374,7 @@ def test_snakemake_dry_run_lists_the_search(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout + out.stderr
-    assert re.search(r"search_run\s+9\b", text) and re.search(r"\bsearch\s+1\b", text)
+    assert re.search(r"search_run\s+15\b", text) and re.search(r"\bsearch\s+1\b", text)
 
 
 # --- the search through the API, at micro scale --------------------------------------------------------
