@@ -167,8 +167,10 @@ def test_a_larger_stage0_corpus_leaves_out_every_domains_held_out_sentences(micr
     from mbasr.data.corpus import load_split
     from mbasr.training import stage0_lm
 
-    monkeypatch.setattr(stage0_lm, "prepare_corpus", lambda *a, **k: micro)  # stands for the default corpus
+    asked = []  # the seeds whose default corpora are read: each draws its own held-out sentences
+    monkeypatch.setattr(stage0_lm, "prepare_corpus", lambda *a, **k: asked.append(k["seed"]) or micro)
     held = stage0_lm.held_out_elsewhere("unused", 0, "large")
+    assert asked == [0, 1, 2]  # this seed's and the published grid's
     for domain in ("source", "banking", "agriculture", "musical_instruments"):
         for split in ("dev", "test"):
             assert {u.target for u in load_split(micro, domain, split)} <= held, (domain, split)

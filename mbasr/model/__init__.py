@@ -40,9 +40,12 @@ from mbasr.model.tokenizer import train_tokenizer
 __all__ = [
     "LLMItem",
     "SpeechLLM",
+    "base_llm_names",
+    "base_llm_state",
     "build_model",
     "load_model",
     "load_trainable",
+    "plain_llm_name",
     "read_trainable",
     "save_trainable",
     "train_tokenizer",
@@ -79,16 +82,21 @@ PART_FILES = {
 }
 
 
-def _base_llm_names(model: SpeechLLM) -> dict[str, str]:
+def plain_llm_name(name: str) -> str:
+    """A parameter's name in the LM without LoRA (`q_proj.weight`, not `q_proj.base_layer.weight`)."""
+    return name.replace(".base_layer.", ".")
+
+
+def base_llm_names(model: SpeechLLM) -> dict[str, str]:
     """{plain name: name in the LoRA-wrapped LM}: a saved LM carries the names of the model without
-    LoRA (`q_proj.weight`, not `q_proj.base_layer.weight`), so transformers loads it as it is."""
+    LoRA, so transformers (or a model with other LoRA targets) loads it as it is."""
     names = model.llm.get_base_model().state_dict().keys()
-    return {k.replace(".base_layer.", "."): k for k in names if "lora_" not in k}
+    return {plain_llm_name(k): k for k in names if "lora_" not in k}
 
 
-def _base_llm_state(model: SpeechLLM) -> dict[str, torch.Tensor]:
+def base_llm_state(model: SpeechLLM) -> dict[str, torch.Tensor]:
     state = model.llm.get_base_model().state_dict()
-    return {plain: state[k] for plain, k in _base_llm_names(model).items()}
+    return {plain: state[k] for plain, k in base_llm_names(model).items()}
 
 
 def trainable_state(model: SpeechLLM, cfg: Config) -> dict[str, dict[str, torch.Tensor] | None]:
@@ -98,7 +106,7 @@ def trainable_state(model: SpeechLLM, cfg: Config) -> dict[str, dict[str, torch.
         # False: the adapter alone (LoRA targets no embedding), and no hub lookup of the base model
         "lora": get_peft_model_state_dict(model.llm, save_embedding_layers=False),
         "encoder": model.encoder.state_dict() if cfg.encoder.scratch is not None else None,
-        "llm": _base_llm_state(model) if cfg.llm.scratch is not None else None,
+        "llm": base_llm_state(model) if cfg.llm.scratch is not None else None,
     }
 
 
@@ -244,7 +252,7 @@ def load_trainable(model: SpeechLLM, path: str | Path, cfg: Config | None = None
         elif part == "encoder":
             model.encoder.load_state_dict(got, strict=True)
         elif part == "llm":
-            names = _base_llm_names(model)
+            names = base_llm_names(model)
             result = model.llm.get_base_model().load_state_dict(
                 {names[k]: v for k, v in got.items()}, strict=False
             )

@@ -12,28 +12,23 @@ import torch
 
 from mbasr.config import DEFAULT_STAGE0, Config
 from mbasr.io import atomic_write_bytes
-from mbasr.model import build_model
+from mbasr.model import base_llm_names, base_llm_state, build_model, plain_llm_name
 from mbasr.model.llm import load_tokenizer
 
 
 def stage0_state(model) -> dict[str, dict[str, torch.Tensor]]:
-    llm = model.llm.get_base_model().state_dict().items()
     return {  # plain names (no LoRA wrapping): the state loads whatever modules a preset's LoRA targets
-        "llm": {_plain(k): v.detach().cpu().clone() for k, v in llm if "lora_" not in k},
+        "llm": {k: v.detach().cpu().clone() for k, v in base_llm_state(model).items()},
         "projector": {k: v.detach().cpu().clone() for k, v in model.projector.state_dict().items()},
     }
-
-
-def _plain(name: str) -> str:
-    return name.replace(".base_layer.", ".")
 
 
 def load_llm_state(model, state: dict[str, torch.Tensor], where: str) -> None:
     """Load an LM state saved with plain names, or (checkpoints made before) with the names of the
     LoRA-wrapped LM it was saved from, into `model`'s LM, whichever modules its LoRA wraps."""
-    names = {_plain(k): k for k in model.llm.get_base_model().state_dict() if "lora_" not in k}
+    names = base_llm_names(model)
     result = model.llm.get_base_model().load_state_dict(
-        {names.get(_plain(k), k): v.float() for k, v in state.items()}, strict=False
+        {names.get(plain_llm_name(k), k): v.float() for k, v in state.items()}, strict=False
     )
     missing = [k for k in result.missing_keys if "lora_" not in k]
     if missing or result.unexpected_keys:

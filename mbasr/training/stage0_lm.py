@@ -60,10 +60,8 @@ def held_out_elsewhere(work_dir, seed: int, scale: str) -> set[str]:
     published seeds'): when stage 0 runs on a larger corpus, its text must not contain them. The targets'
     too: the larger corpus's source holds banking calls, and 124 of the default corpus's 400 banking test
     sentences were among them (measured on the `large` corpus, seed 0), which would flatter Banking."""
-    if scale in (
-        "default",
-        "micro",
-    ):  # the same corpus (its own held-out sentences are left out), or a test one
+    # the same corpus (its own held-out sentences are left out), or a test one
+    if scale in ("default", "micro"):
         return set()
     held: set[str] = set()
     for s in sorted({seed, *PUBLISHED_SEEDS}):  # each seed draws its own held-out sentences
