@@ -136,3 +136,16 @@ def test_adapt_runs_each_strategy_records_and_reuses(micro, micro_work_dir, tmp_
         == ["base"] * 2 + ["mixed"] * 2
     )
     assert len(side_by_side(mixed, b, n=3)) == 3
+    # other LoRA targets change stage 2 only: the same base model, not retrained, loaded under them
+    stage1_done = b.run_dir / "stage1" / "done.json"
+    before = stage1_done.stat().st_mtime_ns
+    qv = {"q_proj", "v_proj"}
+    wide = adapt(**(kw | {"overrides": MICRO_RUN | {"lora.target_modules": sorted(qv | {"down_proj"})}}),
+                 strategy="asr", p=0.5)  # fmt: skip
+    assert wide.record["base_run"] == asr.record["base_run"] and wide.run_dir != asr.run_dir
+    assert stage1_done.stat().st_mtime_ns == before
+    wide_model, _ = wide.load_model()
+    adapted = {
+        n.split(".lora_")[0].rsplit(".", 1)[-1] for n, _ in wide_model.llm.named_parameters() if ".lora_" in n
+    }
+    assert adapted == qv | {"down_proj"}

@@ -93,7 +93,8 @@ def items_for(model, n: int = 6, seed: int = 0) -> list[LLMItem]:
 def test_presets_load():
     for name in ("tiny", "small", "paper"):
         c = load_preset(name)
-        assert c.name == name and c.lora.target_modules == ["q_proj", "v_proj"]
+        every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        assert c.name == name and c.lora.target_modules == (every if name == "tiny" else ["q_proj", "v_proj"])
         assert c.to_dict()["encoder"]["name"] == c.encoder.name
     paper = load_preset("paper")
     assert (paper.projector.k * paper.encoder.dim, paper.projector.hidden, paper.llm.hidden) == (
@@ -181,8 +182,10 @@ def test_lora_trains_only_lora_params(model, cfg):
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
     H, r, layers = cfg.llm.hidden, cfg.lora.r, cfg.llm.scratch.n_layers
-    kv = H // cfg.llm.scratch.n_heads * cfg.llm.scratch.n_kv_heads
-    assert sum(p.numel() for p in params) == layers * (r * (H + H) + r * (H + kv))  # q_proj and v_proj
+    kv, inter = H // cfg.llm.scratch.n_heads * cfg.llm.scratch.n_kv_heads, cfg.llm.scratch.intermediate
+    # A (in x r) and B (r x out) on every linear layer: q, k, v, o, gate, up, down
+    per_layer = (H + H) + 2 * (H + kv) + (H + H) + 2 * (H + inter) + (inter + H)
+    assert sum(p.numel() for p in params) == layers * r * per_layer
     dropouts = [m for n, m in model.llm.named_modules() if n.endswith("lora_dropout")]
     model.train()
     assert not model.encoder.training and all(d.training for d in dropouts)

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -228,15 +229,20 @@ def _check_adapter_config(model: SpeechLLM, path: Path) -> None:
             raise ValueError(f"{file}: {key} is {a!r} but the model's LoRA has {b!r}")
 
 
-def load_trainable(model: SpeechLLM, path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
+def load_trainable(
+    model: SpeechLLM, path: str | Path, cfg: Config | None = None, skip: Collection[str] = ()
+) -> dict[str, Any]:
     """Load a model folder's parts into `model` after checking every key and shape; returns what
-    `read_trainable` returns (its `config` is the resolved config it was trained with)."""
+    `read_trainable` returns (its `config` is the resolved config it was trained with). Parts named in
+    `skip` keep the model's own weights (a base model's untrained LoRA, when stage 2 uses other targets)."""
     path = Path(path)
     ckpt = read_trainable(path)
     ckpt_cfg = config_from_dict(ckpt["config"], source=f"{path / META}:config")
     cfg = cfg or ckpt_cfg
     expected = trainable_state(model, cfg)
     for part, exp in expected.items():
+        if part in skip:
+            continue
         got = ckpt["parts"].get(part)
         where = f"{path / PART_FILES[part]}: part {part!r}"
         if (exp is None) != (got is None):

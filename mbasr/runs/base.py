@@ -131,9 +131,11 @@ def _run(
             f"stage0={stage0_path}: the {preset!r} preset starts from a stage-0 checkpoint; build it with "
             f"`python -m mbasr pretrain all --out {stage0_path}` or pass stage0=<path>"
         )
+    # What the base model's weights depend on. Stage 2, LoRA (unless stage 1 trains it: LoRA starts as a
+    # no-op, its B matrices zero) and the deviations' wording do not: adaptation settings may vary.
+    untrained = () if "lora" in cfg.stage1.train else ("lora",)
     identity = {
-        # stage 2 and the deviations' wording do not change the base model: adaptation settings may vary
-        "config": {k: v for k, v in cfg.to_dict().items() if k not in ("stage2", "deviations")},
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in ("stage2", "deviations", *untrained)},
         "corpus": corpus.root.name,
         "source_domain": source_domain,
         "stage0": file_hash(stage0_path) if cfg.stage0 is not None else None,
@@ -149,7 +151,7 @@ def _run(
     timings["model_s"] = round(time.perf_counter() - t, 3)
     stage_dir, eval_dir = run_dir / "stage1", run_dir / "eval"
     if result_path.exists():
-        load_trainable(model, stage_dir / MODEL, cfg)
+        load_trainable(model, stage_dir / MODEL, cfg, skip=untrained)  # LoRA: this model's own init
         model.eval()
         return BaseResult(run_dir, json.loads(result_path.read_text())), model, cfg
 

@@ -193,7 +193,8 @@ def train_stage(
 
     params = model.set_trainable(stage.train)
     if resume and done_path.exists():
-        load_trainable(model, model_path, cfg)
+        # an untrained LoRA keeps the model's own (a base model reused under other LoRA targets)
+        load_trainable(model, model_path, cfg, skip=() if "lora" in stage.train else ("lora",))
         model.set_trainable(())
         model.eval()
         return json.loads(done_path.read_text())
