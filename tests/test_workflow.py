@@ -61,6 +61,32 @@ def test_dry_run_lists_the_default_grid(tmp_path):
     assert "notebook" in text and "gather" in text
 
 
+def test_a_grown_grid_runs_its_new_jobs_after_a_finished_one(tmp_path):
+    """A finished seed-0 grid (markers and tables present, made by hand), then the same grid with seeds 0 and
+    1 (as `bash scripts/main.sh --configfile workflow/grids/seeds.yaml` after the main job): the dry run
+    lists seed 1's jobs and the tables again; the finished grid alone has nothing to do."""
+    from mbasr.study.grid import expand_grid
+
+    one = _micro_grid(tmp_path)
+    two = tmp_path / "grid2.yaml"
+    two.write_text(yaml.safe_dump(yaml.safe_load(one.read_text()) | {"seeds": [0, 1]}))
+    work = tmp_path / "w"
+    (work / "done").mkdir(parents=True)
+    (work / "results").mkdir()
+    for name in expand_grid(yaml.safe_load(one.read_text()) | {"stage2_lr_file": ""}):
+        (work / "done" / f"{name}.done").write_text("x")
+    for path in ("results/results.csv", "results/claims.json", "done/report.done"):
+        (work / path).write_text("x")
+    done = _snakemake("-n", "--configfile", str(one))
+    assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-2000:]
+    grown = _snakemake("-n", "--configfile", str(two))
+    text = grown.stdout + grown.stderr
+    assert grown.returncode == 0, text[-2000:]
+    jobs = {line.split("job=")[1].strip() for line in text.splitlines() if "wildcards: job=" in line}
+    assert "tiny-micro-s1-base-base2" in jobs and "rule gather" in text
+    assert not [j for j in jobs if "-s0" in j], jobs  # seed 0's jobs stay done
+
+
 @needs_tts
 @pytest.mark.slow
 @pytest.mark.notebook
