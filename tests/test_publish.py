@@ -22,7 +22,7 @@ def test_publish_copies_the_runs_notebooks_but_not_those_of_runs_without_a_recor
     nbs = work / "notebooks"
     nbs.mkdir()
     kept = [f"{records[0].stem}.ipynb", "07_forgetting-banking-p0.2-s0.ipynb"]
-    for name in [*kept, "tiny-default-s0-asr-banking-p0.1.ipynb"]:  # the last: an old run id, no record
+    for name in [*kept, "tiny-default-s0-asr-nowhere-p0.1.ipynb"]:  # the last: a run id with no record
         (nbs / name).write_text('{"cells": [], "metadata": {}}')
     dest = tmp_path / "results"
     counts = publish(work, dest)
