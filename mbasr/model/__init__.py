@@ -46,6 +46,7 @@ __all__ = [
     "build_model",
     "load_model",
     "load_trainable",
+    "untrained_lora",
     "plain_llm_name",
     "read_trainable",
     "save_trainable",
@@ -227,6 +228,12 @@ def _check_adapter_config(model: SpeechLLM, path: Path) -> None:
             a, b = sorted(a or []), sorted(b or [])
         if a != b:
             raise ValueError(f"{file}: {key} is {a!r} but the model's LoRA has {b!r}")
+
+
+def untrained_lora(train: Collection[str]) -> tuple[str, ...]:
+    """("lora",) for a stage that does not train LoRA: its adapter is still the no-op it was built as (B = 0),
+    so the stage's weights do not depend on LoRA's settings and a load may keep the model's own."""
+    return () if "lora" in train else ("lora",)
 
 
 def load_trainable(

@@ -31,7 +31,7 @@ from mbasr.data.manifest import Utterance
 from mbasr.io import atomic_write_json, code_version, file_hash, stable_hash
 from mbasr.method.corrupt import PROJECTOR_MODES
 from mbasr.method.mixed_batch import MixedBatchSampler
-from mbasr.model import SpeechLLM, build_model, load_trainable
+from mbasr.model import SpeechLLM, build_model, load_trainable, untrained_lora
 from mbasr.model.cache import encode_cached
 from mbasr.model.decode import SlotInputs, evaluate, transcribe
 from mbasr.runs.ids import base_dir_name
@@ -133,7 +133,7 @@ def _run(
         )
     # What the base model's weights depend on. Stage 2, LoRA (unless stage 1 trains it: LoRA starts as a
     # no-op, its B matrices zero) and the deviations' wording do not: adaptation settings may vary.
-    untrained = () if "lora" in cfg.stage1.train else ("lora",)
+    untrained = untrained_lora(cfg.stage1.train)
     identity = {
         "config": {k: v for k, v in cfg.to_dict().items() if k not in ("stage2", "deviations", *untrained)},
         "corpus": corpus.root.name,

@@ -44,7 +44,7 @@ from mbasr.config import Config, StageConfig
 from mbasr.data.manifest import Utterance
 from mbasr.io import atomic_write_bytes, atomic_write_json, code_version
 from mbasr.method.mixed_batch import KINDS, MixedBatchSampler
-from mbasr.model import SpeechLLM, load_trainable, save_trainable
+from mbasr.model import SpeechLLM, load_trainable, save_trainable, untrained_lora
 from mbasr.model.decode import SlotInputs, as_slot_inputs, evaluate
 from mbasr.model.precision import autocast
 from mbasr.progress import bar as progress_bar
@@ -194,7 +194,7 @@ def train_stage(
     params = model.set_trainable(stage.train)
     if resume and done_path.exists():
         # an untrained LoRA keeps the model's own (a base model reused under other LoRA targets)
-        load_trainable(model, model_path, cfg, skip=() if "lora" in stage.train else ("lora",))
+        load_trainable(model, model_path, cfg, skip=untrained_lora(stage.train))
         model.set_trainable(())
         model.eval()
         return json.loads(done_path.read_text())
