@@ -46,11 +46,11 @@ __all__ = [
     "build_model",
     "load_model",
     "load_trainable",
-    "untrained_lora",
     "plain_llm_name",
     "read_trainable",
     "save_trainable",
     "train_tokenizer",
+    "untrained_lora",
 ]
 
 
