@@ -136,3 +136,21 @@ def test_slot_inputs_for_every_kind(model, utts_feats):
         model.set_trainable(())
     with pytest.raises(ValueError, match="projector_mode='closest'"):
         SlotInputs(model, feats, projector_mode="closest")
+
+
+def test_slot_inputs_project_each_key_once_and_alike_in_any_order(model, utts_feats, monkeypatch):
+    utts, feats = utts_feats
+    keys = [u.key for u in utts]
+    forward, calls = model.project, []
+
+    def counting(f, n):
+        calls.append(f.shape[0])
+        return forward(f, n)
+
+    monkeypatch.setattr(model, "project", counting)
+    slots = SlotInputs(model, feats)
+    first = [slots.proj(k) for k in keys[:2]] + [slots.proj(keys[0])]
+    assert len(calls) == 2 and all(b == 1 for b in calls)  # only the keys asked, each once, alone
+    other = SlotInputs(model, feats)
+    later = {k: other.proj(k) for k in reversed(keys)}
+    assert torch.equal(first[0], later[keys[0]]) and torch.equal(first[1], later[keys[1]])

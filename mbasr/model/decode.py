@@ -37,9 +37,12 @@ class SlotInputs:
     (each projected vector mapped to a vocabulary token, `projector_mode` "nearest" or "argmin_dot",
     then decoded), computed once per utterance.
 
-    Projector outputs are computed for every key at their first use, in key order (so they do not depend
-    on which batch asked first), through `project_cached` under `cache_dir` when given, else in memory.
-    They need a frozen projector: asking while the projector is trained fails.
+    Projector outputs need a frozen projector: asking while the projector is trained fails. With
+    `cache_dir`, the first call projects every key through `project_cached` (kept on disk); without it,
+    each key is projected on its own at its first use and kept in memory, so a 240-step run projects the
+    few thousand utterances its batches hold, not every one it has frames for. Either way a key's output
+    is computed alone or by the cache, never padded with other keys, so it does not depend on which batch
+    asked first.
     """
 
     def __init__(
@@ -66,24 +69,23 @@ class SlotInputs:
         return self.feats[key]
 
     def proj(self, key: str) -> torch.Tensor:
-        if self._proj is None:
+        frames = self.frames(key)
+        if self._proj is None or key not in self._proj:
             if any(p.requires_grad for p in self.model.projector.parameters()):
                 raise RuntimeError(
                     "SlotInputs.proj: the projector is being trained; projector outputs (and projector noise) "
                     "are only defined for a frozen projector (stage 2)"
                 )
-            ordered = {k: self.feats[k] for k in sorted(self.feats)}
             if self.cache_dir is not None:
+                ordered = {k: self.feats[k] for k in sorted(self.feats)}
                 self._proj = project_cached(
                     self.model.projector, ordered, self.cache_dir, progress=self.progress
                 )
             else:
-                self._proj = {}
-                with torch.no_grad():
-                    for k, f in ordered.items():
-                        y, n = self.model.project(f[None], torch.tensor([f.shape[0]]))  # (1, T', H), (1,)
-                        self._proj[k] = y[0, : int(n[0])].detach().cpu()
-        self.frames(key)
+                self._proj = self._proj or {}
+                with torch.no_grad():  # (1, T', H), (1,)
+                    y, n = self.model.project(frames[None], torch.tensor([frames.shape[0]]))
+                self._proj[key] = y[0, : int(n[0])].detach().cpu()
         return self._proj[key]
 
     def projector_text(self, utt: Utterance) -> str:
