@@ -186,8 +186,9 @@ def test_killed_run_resumes_to_the_same_model(work, reference, tmp_path):
     assert 2 <= killed_at < 8 and not (out / DONE).exists()
 
     model, record, hyps = _mixed_run(work, out)  # resumes from the checkpoint
-    assert record["resumed_from"] == killed_at
     ref_model, ref_record, ref_hyps = reference
+    assert record["resumed_from"] == killed_at
+    assert record["threads"] == ref_record["threads"] == torch.get_num_threads()  # the numbers depend on it
     ref, got = _state(work / "reference" / MODEL), _state(out / MODEL)
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
     assert hyps == ref_hyps

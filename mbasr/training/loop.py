@@ -299,6 +299,7 @@ def train_stage(
         "stage": asdict(stage),
         "sampler": sampler.config(),
         "resumed_from": start,
+        "threads": torch.get_num_threads(),  # the numbers depend on it (float sums in another order)
         "code_version": code_version(),
     }
     save_trainable(model, cfg, model_path, extra={"train": record})
