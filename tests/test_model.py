@@ -332,10 +332,12 @@ def test_checkpoint_roundtrip_and_loud_mismatch(model, cfg, tmp_path):
         load_model(tmp_path / "old")
 
 
-def test_small_preset_loads_local_folders_and_fails_loudly(tok_dir, tmp_path):
-    """The small/paper path: pretrained folders (local_path preferred over hub_id), every key checked."""
+def test_small_preset_loads_local_folders_and_fails_loudly(tok_dir, tmp_path, capfd):
+    """The small/paper path: pretrained folders (local_path preferred over hub_id), every key checked,
+    without transformers' loading bar (a line in every executed notebook) and leaving it switched on."""
     from safetensors.torch import load_file, save_file
     from transformers import LlamaForCausalLM, WhisperForConditionalGeneration
+    from transformers.utils import logging as hf_logging
 
     torch.manual_seed(0)
     WhisperForConditionalGeneration(tiny_whisper_config(100)).save_pretrained(tmp_path / "whisper")
@@ -350,8 +352,10 @@ def test_small_preset_loads_local_folders_and_fails_loudly(tok_dir, tmp_path):
         "projector.hidden": 64,
     }
     cfg = load_preset("small", over)
+    capfd.readouterr()
     m = build_model(cfg)
     assert m.llm.get_base_model().config.hidden_size == 48 and m.encoder.n_frames == 100
+    assert "Loading weights" not in capfd.readouterr().err and hf_logging.is_progress_bar_enabled()
     weights = tmp_path / "llm" / "model.safetensors"
     state = load_file(weights)
     save_file({k: v for k, v in state.items() if "layers.1.mlp" not in k}, weights, metadata={"format": "pt"})

@@ -19,7 +19,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from mbasr.config import EncoderConfig, ScratchEncoderConfig
 from mbasr.io import stable_hash
-from mbasr.model.hub import check_loading_info, resolve_source, weights_hash
+from mbasr.model.hub import check_loading_info, quiet_loading, resolve_source, weights_hash
 
 SAMPLE_RATE = 16000
 
@@ -330,7 +330,8 @@ def _build_whisper(cfg: EncoderConfig, hf_config: WhisperConfig | None = None) -
     if hf_config is not None:  # random weights (tests)
         return WhisperSpeechEncoder(WhisperEncoder(hf_config), cfg.window)
     src, local = resolve_source(cfg.hub_id, cfg.local_path, "encoder")
-    model, info = WhisperModel.from_pretrained(src, local_files_only=local, output_loading_info=True)
+    with quiet_loading():
+        model, info = WhisperModel.from_pretrained(src, local_files_only=local, output_loading_info=True)
     check_loading_info(info, "encoder", src, ignore_prefixes=("decoder.", "model.decoder.", "proj_out"))
     return WhisperSpeechEncoder(model.get_encoder(), cfg.window)
 
@@ -339,7 +340,8 @@ def _build_wavlm(cfg: EncoderConfig, hf_config: WavLMConfig | None = None) -> Sp
     if hf_config is not None:
         return WavLMSpeechEncoder(WavLMModel(hf_config))
     src, local = resolve_source(cfg.hub_id, cfg.local_path, "encoder")
-    model, info = WavLMModel.from_pretrained(src, local_files_only=local, output_loading_info=True)
+    with quiet_loading():
+        model, info = WavLMModel.from_pretrained(src, local_files_only=local, output_loading_info=True)
     check_loading_info(info, "encoder", src)
     return WavLMSpeechEncoder(model)
 

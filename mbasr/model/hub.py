@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,6 +23,21 @@ def resolve_source(hub_id: str | None, local_path: str | None, what: str) -> tup
     if hub_id:
         return hub_id, False
     raise FileNotFoundError(f"{what}.local_path: folder {local_path!r} not found and {what}.hub_id is null")
+
+
+@contextmanager
+def quiet_loading():
+    """transformers' "Loading weights" bar off while a model loads (in milliseconds here, it would only add a
+    line to every executed notebook); restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def check_loading_info(info: dict, what: str, source: str, ignore_prefixes: tuple[str, ...] = ()) -> None:

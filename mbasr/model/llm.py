@@ -18,7 +18,7 @@ from peft import PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PretrainedConfig
 
 from mbasr.config import LLMConfig, LoraConfig, ScratchLLMConfig
-from mbasr.model.hub import check_loading_info, resolve_source
+from mbasr.model.hub import check_loading_info, quiet_loading, resolve_source
 
 
 def scratch_llama(cfg: ScratchLLMConfig, hidden: int, tokenizer) -> LlamaForCausalLM:
@@ -80,9 +80,10 @@ def load_llm(
     else:
         src, local = resolve_source(cfg.hub_id, cfg.local_path, "llm")
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(src, local)
-        model, info = AutoModelForCausalLM.from_pretrained(
-            src, local_files_only=local, dtype=dtype, output_loading_info=True
-        )
+        with quiet_loading():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                src, local_files_only=local, dtype=dtype, output_loading_info=True
+            )
         check_loading_info(info, "llm", src)
     if model.config.hidden_size != cfg.hidden:
         raise ValueError(
