@@ -60,7 +60,7 @@ class SlotInputs:
         self.model, self.feats = model, dict(feats)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.projector_mode, self.progress = projector_mode, progress
-        self._proj: dict[str, torch.Tensor] | None = None
+        self._proj: dict[str, torch.Tensor] = {}
         self._noise: dict[str, str] = {}
 
     def frames(self, key: str) -> torch.Tensor:
@@ -70,7 +70,7 @@ class SlotInputs:
 
     def proj(self, key: str) -> torch.Tensor:
         frames = self.frames(key)
-        if self._proj is None or key not in self._proj:
+        if key not in self._proj:
             if any(p.requires_grad for p in self.model.projector.parameters()):
                 raise RuntimeError(
                     "SlotInputs.proj: the projector is being trained; projector outputs (and projector noise) "
@@ -82,7 +82,6 @@ class SlotInputs:
                     self.model.projector, ordered, self.cache_dir, progress=self.progress
                 )
             else:
-                self._proj = self._proj or {}
                 with torch.no_grad():  # (1, T', H), (1,)
                     y, n = self.model.project(frames[None], torch.tensor([frames.shape[0]]))
                 self._proj[key] = y[0, : int(n[0])].detach().cpu()
